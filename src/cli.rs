@@ -1,0 +1,128 @@
+//! The command line of SPEC §1. Doc comments are the help text; every flag
+//! also reads an `IDENTIFY_LOADER_…` environment variable.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "identify-loader", version, about = "Loads identify event logs into Parquet tables")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// More logging (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load, then build users (the nightly command).
+    Run(LoadArgs),
+    /// Append identify events to the `identifies` table.
+    Load(LoadArgs),
+    /// Rebuild `users` and `identity_map` from `identifies`.
+    BuildUsers(BuildArgs),
+    /// Run SQL over the warehouse's tables.
+    Query(QueryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Source prefixes or globs (local path, file://, s3://, gs://, az://, memory://).
+    #[arg(long, required = true, num_args = 1.., value_name = "URL")]
+    pub input: Vec<String>,
+
+    #[command(flatten)]
+    pub build: BuildArgs,
+
+    /// Longest accepted line; longer lines are rejected `line_too_long`.
+    #[arg(long, env = "IDENTIFY_LOADER_MAX_LINE_BYTES", default_value = "1MiB", value_name = "SIZE")]
+    pub max_line_bytes: String,
+
+    /// Most dynamic columns in `identifies`; values of further columns are discarded.
+    #[arg(long, env = "IDENTIFY_LOADER_MAX_COLUMNS", default_value_t = 1000)]
+    pub max_columns: usize,
+
+    /// A message id seen within this window of `received_at` is a duplicate.
+    #[arg(long, env = "IDENTIFY_LOADER_DEDUP_WINDOW", default_value = "7days", value_name = "DURATION")]
+    pub dedup_window: String,
+
+    /// Set the `email` trait from a user id that is an e-mail address (Customer.io).
+    #[arg(long, env = "IDENTIFY_LOADER_EMAIL_FROM_USER_ID")]
+    pub email_from_user_id: bool,
+
+    /// Exit 3 when rejected / lines is above this ratio.
+    #[arg(long, env = "IDENTIFY_LOADER_MAX_REJECT_RATIO", default_value_t = 1.0)]
+    pub max_reject_ratio: f64,
+
+    /// Re-cut source streams into chunks of this many bytes (testing).
+    #[arg(long, hide = true, default_value_t = 0)]
+    pub chunk_bytes: usize,
+
+    /// Read buffer capacity in bytes (testing).
+    #[arg(long, hide = true, default_value_t = 256 * 1024)]
+    pub buffer_bytes: usize,
+
+    /// Rows per written record batch (testing).
+    #[arg(long, hide = true, default_value_t = 8192)]
+    pub batch_rows: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Where the tables live.
+    #[arg(long, env = "IDENTIFY_LOADER_WAREHOUSE", value_name = "URL")]
+    pub warehouse: String,
+
+    /// Memory budget of the run; DataFusion spills past it.
+    #[arg(long, env = "IDENTIFY_LOADER_MEMORY_LIMIT", default_value = "2GiB", value_name = "SIZE")]
+    pub memory_limit: String,
+
+    /// Local folder for spill files (default: the system's temp folder).
+    #[arg(long, env = "IDENTIFY_LOADER_SPILL_DIR", value_name = "DIR")]
+    pub spill_dir: Option<PathBuf>,
+
+    /// Worker threads (default: all cores).
+    #[arg(long, env = "IDENTIFY_LOADER_THREADS")]
+    pub threads: Option<usize>,
+
+    /// The run's start time, RFC 3339 (testing: makes `loaded_at` repeatable).
+    #[arg(long, hide = true, env = "IDENTIFY_LOADER_NOW")]
+    pub now: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    pub build: BuildArgs,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// The SQL to run.
+    pub sql: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+impl Command {
+    pub fn threads(&self) -> Option<usize> {
+        match self {
+            Command::Run(a) | Command::Load(a) => a.build.threads,
+            Command::BuildUsers(b) => b.threads,
+            Command::Query(q) => q.build.threads,
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! identify-loader: loads identify event logs into Parquet tables.
+//! See SPEC.md; `pipeline` holds the stages in the order they run.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod pipeline;
+pub mod storage;
+pub mod summary;
+
+pub use error::{Error, Result};

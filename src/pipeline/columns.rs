@@ -1,0 +1,215 @@
+//! The dynamic columns of `identifies` (SPEC §5): existing columns keep
+//! their type, new columns take the join of their values' types in this run,
+//! and at most `--max-columns` exist.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::flatten::Leaf;
+use super::typing::ColumnType;
+
+/// A dynamic column of the table as recorded in the warehouse log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnDef {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub column_type: ColumnType,
+    /// The run that created the column.
+    pub since_run: String,
+}
+
+#[derive(Debug, Clone)]
+enum Status {
+    Existing(ColumnType),
+    New(ColumnType),
+    InvalidName,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    name: String,
+    status: Status,
+}
+
+/// Every column name met in this run, by id in order of first appearance.
+#[derive(Debug, Default)]
+pub struct Columns {
+    entries: Vec<Entry>,
+    valid: HashMap<String, u32>,
+    invalid: HashMap<String, u32>,
+}
+
+/// Where the values staged under one column id go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Index among the table's dynamic columns, and its type.
+    Column(usize, ColumnType),
+    Discard(DiscardReason),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiscardReason {
+    InvalidColumnName,
+    TooManyColumns,
+    TypeMismatch,
+}
+
+impl DiscardReason {
+    pub fn code(self) -> &'static str {
+        match self {
+            DiscardReason::InvalidColumnName => "invalid_column_name",
+            DiscardReason::TooManyColumns => "too_many_columns",
+            DiscardReason::TypeMismatch => "type_mismatch",
+        }
+    }
+}
+
+/// A snapshot to return to when a source object fails.
+pub struct Checkpoint(Vec<Entry>);
+
+/// The outcome of a run for the table's columns.
+#[derive(Debug)]
+pub struct Resolved {
+    /// The table's dynamic columns after this run: existing, then new.
+    pub schema: Vec<ColumnDef>,
+    /// By column id.
+    pub targets: Vec<Target>,
+    pub new_columns: Vec<(String, ColumnType)>,
+}
+
+impl Columns {
+    pub fn new(existing: &[ColumnDef]) -> Self {
+        let mut columns = Columns::default();
+        for def in existing {
+            columns.valid.insert(def.name.clone(), columns.entries.len() as u32);
+            columns.entries.push(Entry { name: def.name.clone(), status: Status::Existing(def.column_type) });
+        }
+        columns
+    }
+
+    /// The id of the leaf's column; the leaf's type joins a new column's.
+    pub fn observe(&mut self, leaf: &Leaf) -> u32 {
+        let leaf_type = leaf.kind.column_type();
+        let (map, name, status) = match &leaf.column {
+            Ok(name) => (&mut self.valid, name, Status::New(leaf_type)),
+            Err(name) => (&mut self.invalid, name, Status::InvalidName),
+        };
+        if let Some(&id) = map.get(name) {
+            if let Status::New(t) = &mut self.entries[id as usize].status {
+                *t = t.join(leaf_type);
+            }
+            return id;
+        }
+        let id = self.entries.len() as u32;
+        map.insert(name.clone(), id);
+        self.entries.push(Entry { name: name.clone(), status });
+        id
+    }
+
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint(self.entries.clone())
+    }
+
+    pub fn rollback(&mut self, checkpoint: Checkpoint) {
+        for entry in &self.entries[checkpoint.0.len()..] {
+            match entry.status {
+                Status::InvalidName => self.invalid.remove(&entry.name),
+                _ => self.valid.remove(&entry.name),
+            };
+        }
+        self.entries = checkpoint.0;
+    }
+
+    /// The name staged under `id` (for `discards.column_name`).
+    pub fn name(&self, id: u32) -> &str {
+        &self.entries[id as usize].name
+    }
+
+    /// Settles the table's columns: new columns in order of first
+    /// appearance while fewer than `max_columns` exist, the rest discarded.
+    pub fn resolve(&self, max_columns: usize, run_id: &str, existing: &[ColumnDef]) -> Resolved {
+        let mut schema = existing.to_vec();
+        let mut new_columns = Vec::new();
+        let targets = self
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(id, entry)| match entry.status {
+                Status::Existing(t) => Target::Column(id, t),
+                Status::InvalidName => Target::Discard(DiscardReason::InvalidColumnName),
+                Status::New(_) if schema.len() >= max_columns => {
+                    Target::Discard(DiscardReason::TooManyColumns)
+                }
+                Status::New(t) => {
+                    schema.push(ColumnDef {
+                        name: entry.name.clone(),
+                        column_type: t,
+                        since_run: run_id.to_owned(),
+                    });
+                    new_columns.push((entry.name.clone(), t));
+                    Target::Column(schema.len() - 1, t)
+                }
+            })
+            .collect();
+        Resolved { schema, targets, new_columns }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::typing::Kind;
+
+    fn leaf(name: &str, kind: Kind) -> Leaf {
+        Leaf { column: Ok(name.into()), kind, text: String::new() }
+    }
+
+    #[test]
+    fn new_columns_join_and_existing_keep_their_type() {
+        let existing =
+            [ColumnDef { name: "age".into(), column_type: ColumnType::Int64, since_run: "r0".into() }];
+        let mut c = Columns::new(&existing);
+        assert_eq!(c.observe(&leaf("age", Kind::String)), 0);
+        assert_eq!(c.observe(&leaf("score", Kind::Int)), 1);
+        assert_eq!(c.observe(&leaf("score", Kind::Float)), 1);
+        assert_eq!(c.observe(&leaf("flag", Kind::Bool)), 2);
+        assert_eq!(c.observe(&leaf("flag", Kind::Int)), 2);
+        let r = c.resolve(10, "r1", &existing);
+        assert_eq!(
+            r.targets,
+            [
+                Target::Column(0, ColumnType::Int64),
+                Target::Column(1, ColumnType::Float64),
+                Target::Column(2, ColumnType::Utf8)
+            ]
+        );
+        assert_eq!(r.new_columns, [("score".into(), ColumnType::Float64), ("flag".into(), ColumnType::Utf8)]);
+    }
+
+    #[test]
+    fn max_columns_admits_the_first_seen() {
+        let mut c = Columns::new(&[]);
+        for name in ["a", "b", "c"] {
+            c.observe(&leaf(name, Kind::Int));
+        }
+        c.observe(&Leaf { column: Err(String::new()), kind: Kind::Int, text: "1".into() });
+        let r = c.resolve(2, "r", &[]);
+        assert_eq!(r.schema.len(), 2);
+        assert_eq!(r.targets[2], Target::Discard(DiscardReason::TooManyColumns));
+        assert_eq!(r.targets[3], Target::Discard(DiscardReason::InvalidColumnName));
+    }
+
+    #[test]
+    fn rollback_forgets_a_failed_object() {
+        let mut c = Columns::new(&[]);
+        c.observe(&leaf("a", Kind::Int));
+        let cp = c.checkpoint();
+        c.observe(&leaf("a", Kind::String));
+        c.observe(&leaf("b", Kind::Int));
+        c.rollback(cp);
+        assert_eq!(c.observe(&leaf("c", Kind::Int)), 1);
+        let r = c.resolve(10, "r", &[]);
+        assert_eq!(r.new_columns, [("a".into(), ColumnType::Int64), ("c".into(), ColumnType::Int64)]);
+    }
+}

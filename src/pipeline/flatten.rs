@@ -1,0 +1,207 @@
+//! Flatten `context` and the merged traits into column leaves (SPEC §5):
+//! naming, null dropping, collision precedence and the `name` fill.
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use super::json::{Raw, RawObject};
+use super::naming::{LeafSource, column_name};
+use super::typing::Kind;
+
+/// One value bound for a dynamic column.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Leaf {
+    /// The column name, or `Err` with the would-be name of a leaf that
+    /// cannot be a column (it goes to `discards` as `invalid_column_name`).
+    pub column: Result<String, String>,
+    pub kind: Kind,
+    /// The value in Utf8 form (see [`Kind`]).
+    pub text: String,
+}
+
+struct Candidate {
+    /// The key path joined with `_` is spelled exactly as the column.
+    exact: bool,
+    kind: Kind,
+    text: String,
+}
+
+/// Leaves of `context` (except `context.traits`) and of the merged traits,
+/// in input order, one per column.
+pub fn flatten_event(context: Option<&RawObject>, traits: &RawObject) -> Vec<Leaf> {
+    let mut leaves = Vec::new();
+    if let Some(context) = context {
+        let mut columns = IndexMap::new();
+        let mut path = String::from("context");
+        for (key, value) in &context.0 {
+            if key != "traits" {
+                visit(key, Raw::of(value), &mut path, LeafSource::Context, &mut columns, &mut leaves);
+            }
+        }
+        push_columns(columns, &mut leaves);
+    }
+    let mut columns = IndexMap::new();
+    let mut path = String::new();
+    for (key, value) in &traits.0 {
+        visit(key, Raw::of(value), &mut path, LeafSource::Trait, &mut columns, &mut leaves);
+    }
+    fill_name(&mut columns);
+    push_columns(columns, &mut leaves);
+    leaves
+}
+
+fn visit(
+    key: &str,
+    value: Raw,
+    path: &mut String,
+    source: LeafSource,
+    columns: &mut IndexMap<String, Candidate>,
+    invalid: &mut Vec<Leaf>,
+) {
+    let len = path.len();
+    if !path.is_empty() {
+        path.push('_');
+    }
+    path.push_str(key);
+    let (kind, text) = match value {
+        Raw::Null => {
+            path.truncate(len);
+            return;
+        }
+        Raw::Object(object) => {
+            for (k, v) in &object.0 {
+                visit(k, Raw::of(v), path, source, columns, invalid);
+            }
+            path.truncate(len);
+            return;
+        }
+        Raw::Bool(b) => (Kind::Bool, if b { "true" } else { "false" }.to_owned()),
+        Raw::Number(n) => (Kind::of_number(n), n.to_owned()),
+        Raw::String(s) => (Kind::of_string(&s), s.into_owned()),
+        Raw::Array(a) => (Kind::Array, a),
+    };
+    match column_name(path, source) {
+        Ok(name) => {
+            let exact = name == *path;
+            let candidate = Candidate { exact, kind, text };
+            match columns.get_mut(&name) {
+                // An exactly spelled key beats a non-exact one; otherwise
+                // the later key wins.
+                Some(old) if old.exact && !exact => {}
+                Some(old) => *old = candidate,
+                None => {
+                    columns.insert(name, candidate);
+                }
+            }
+        }
+        Err(name) => invalid.push(Leaf { column: Err(name), kind, text }),
+    }
+    path.truncate(len);
+}
+
+/// Segment's reserved-trait rule: `name` from `first_name` and `last_name`.
+fn fill_name(columns: &mut IndexMap<String, Candidate>) {
+    if columns.contains_key("name") {
+        return;
+    }
+    let is_string = |c: &Candidate| matches!(c.kind, Kind::String | Kind::Timestamp);
+    if let (Some(first), Some(last)) = (columns.get("first_name"), columns.get("last_name"))
+        && is_string(first)
+        && is_string(last)
+    {
+        let text = format!("{} {}", first.text, last.text);
+        let candidate = Candidate { exact: true, kind: Kind::of_string(&text), text };
+        columns.insert("name".to_owned(), candidate);
+    }
+}
+
+fn push_columns(columns: IndexMap<String, Candidate>, leaves: &mut Vec<Leaf>) {
+    leaves.extend(columns.into_iter().map(|(name, c)| Leaf { column: Ok(name), kind: c.kind, text: c.text }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaves(context: &str, traits: &str) -> Vec<(String, Kind, String)> {
+        let context = RawObject::parse(context).unwrap();
+        let traits = RawObject::parse(traits).unwrap();
+        flatten_event(Some(&context), &traits)
+            .into_iter()
+            .map(|l| (l.column.unwrap_or_else(|e| format!("!{e}")), l.kind, l.text))
+            .collect()
+    }
+
+    fn names(context: &str, traits: &str) -> Vec<String> {
+        leaves(context, traits).into_iter().map(|l| l.0).collect()
+    }
+
+    #[test]
+    fn nested_keys_are_joined_and_snake_cased() {
+        let got = names(
+            r#"{"library":{"name":"js","version":"1.0"},"userAgent":"x","traits":{"a":1}}"#,
+            r#"{"address":{"postalCode":"123","city":null},"firstName":"Ann"}"#,
+        );
+        assert_eq!(
+            got,
+            [
+                "context_library_name",
+                "context_library_version",
+                "context_user_agent",
+                "address_postal_code",
+                "first_name"
+            ]
+        );
+    }
+
+    #[test]
+    fn exact_spelling_wins_collisions() {
+        let got = leaves("{}", r#"{"first_name":"exact","firstName":"camel"}"#);
+        assert_eq!(got, [("first_name".into(), Kind::String, "exact".into())]);
+        let got = leaves("{}", r#"{"firstName":"camel","first_name":"exact"}"#);
+        assert_eq!(got, [("first_name".into(), Kind::String, "exact".into())]);
+    }
+
+    #[test]
+    fn otherwise_the_later_key_wins_and_nulls_never_do() {
+        let got = leaves("{}", r#"{"FirstName":"a","firstName":"b","first-name":null}"#);
+        assert_eq!(got, [("first_name".into(), Kind::String, "b".into())]);
+    }
+
+    #[test]
+    fn reserved_names_and_invalid_names() {
+        let got = names(r#"{"$":1}"#, r#"{"user_id":"u","$$":2,"context_x":3}"#);
+        assert_eq!(got, ["!context", "!", "_user_id", "_context_x"]);
+    }
+
+    #[test]
+    fn value_kinds() {
+        let got = leaves(
+            "{}",
+            r#"{"b":true,"i":-3,"f":2.50,"big":92233720368547758070,"t":"2024-01-01T00:00:00+02:00","s":"x","a":[1, {"k": 2}],"e":{}}"#,
+        );
+        let kinds: Vec<_> = got.iter().map(|l| (l.1, l.2.as_str())).collect();
+        assert_eq!(
+            kinds,
+            [
+                (Kind::Bool, "true"),
+                (Kind::Int, "-3"),
+                (Kind::Float, "2.50"),
+                (Kind::Float, "92233720368547758070"),
+                (Kind::Timestamp, "2024-01-01T00:00:00+02:00"),
+                (Kind::String, "x"),
+                (Kind::Array, r#"[1,{"k":2}]"#),
+            ]
+        );
+    }
+
+    #[test]
+    fn name_is_filled_from_first_and_last_name() {
+        let got = leaves("{}", r#"{"firstName":"Ada","lastName":"Lovelace"}"#);
+        assert_eq!(got[2], ("name".into(), Kind::String, "Ada Lovelace".into()));
+        let got = names("{}", r#"{"first_name":"Ada","last_name":"L","name":"Countess"}"#);
+        assert_eq!(got, ["first_name", "last_name", "name"]);
+        let got = names("{}", r#"{"first_name":"Ada","last_name":7}"#);
+        assert_eq!(got, ["first_name", "last_name"]);
+    }
+}

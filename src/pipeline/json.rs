@@ -1,0 +1,224 @@
+//! Borrowed JSON: an object's members as raw, unparsed text, so that numbers
+//! keep their exact JSON text and nested values are only parsed when needed.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use indexmap::IndexMap;
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+/// A JSON object's members in input order. A key given twice keeps its first
+/// position and its last value, as JSON parsers in Python and JavaScript do.
+#[derive(Debug, Default)]
+pub struct RawObject<'a>(pub IndexMap<Cow<'a, str>, &'a RawValue>);
+
+/// Why a text is not a JSON object.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NotObject {
+    InvalidJson(String),
+    NotAnObject,
+}
+
+impl<'a> RawObject<'a> {
+    pub fn parse(text: &'a str) -> Result<Self, NotObject> {
+        serde_json::from_str::<RawObject<'a>>(text).map_err(|e| {
+            if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() {
+                NotObject::NotAnObject
+            } else {
+                NotObject::InvalidJson(e.to_string())
+            }
+        })
+    }
+
+    pub fn get(&self, key: &str) -> Option<&'a RawValue> {
+        self.0.get(key).copied()
+    }
+
+    /// The member `key` unless it is absent or `null`.
+    pub fn present(&self, key: &str) -> Option<&'a RawValue> {
+        self.get(key).filter(|v| v.get() != "null")
+    }
+
+    /// Compact JSON text of the object, keys in order, values as given
+    /// without insignificant white space.
+    pub fn to_compact(&self) -> String {
+        let mut out = String::with_capacity(64);
+        out.push('{');
+        for (i, (key, value)) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            push_json_string(&mut out, key);
+            out.push(':');
+            minify_into(value.get(), &mut out);
+        }
+        out.push('}');
+        out
+    }
+}
+
+/// A parsed JSON value whose children stay raw.
+#[derive(Debug)]
+pub enum Raw<'a> {
+    Null,
+    Bool(bool),
+    Number(&'a str),
+    String(Cow<'a, str>),
+    /// Compact JSON text of the array.
+    Array(String),
+    Object(RawObject<'a>),
+}
+
+impl<'a> Raw<'a> {
+    /// Classifies an already validated raw value by its first byte.
+    pub fn of(value: &'a RawValue) -> Raw<'a> {
+        let text = value.get();
+        match text.as_bytes().first() {
+            Some(b'n') => Raw::Null,
+            Some(b't') => Raw::Bool(true),
+            Some(b'f') => Raw::Bool(false),
+            Some(b'"') => {
+                Raw::String(serde_json::from_str::<CowStr<'a>>(text).map(|s| s.0).unwrap_or_default())
+            }
+            Some(b'[') => Raw::Array(minify(text)),
+            Some(b'{') => Raw::Object(RawObject::parse(text).unwrap_or_default()),
+            _ => Raw::Number(text),
+        }
+    }
+}
+
+/// Is this raw number an integer (no fraction, no exponent)?
+pub fn is_integer_token(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    !digits.is_empty() && digits.bytes().all(|c| c.is_ascii_digit())
+}
+
+pub fn push_json_string(out: &mut String, s: &str) {
+    // Writing a str to a String cannot fail.
+    out.push_str(&serde_json::to_string(s).unwrap_or_default());
+}
+
+/// Removes white space outside strings from valid JSON text.
+pub fn minify(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    minify_into(text, &mut out);
+    out
+}
+
+fn minify_into(text: &str, out: &mut String) {
+    if !text.bytes().any(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r')) {
+        out.push_str(text);
+        return;
+    }
+    let (mut in_string, mut escaped) = (false, false);
+    for c in text.chars() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+        } else if matches!(c, ' ' | '\t' | '\n' | '\r') {
+            continue;
+        }
+        out.push(c);
+    }
+}
+
+/// A string that borrows from the input when it has no escapes.
+struct CowStr<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for CowStr<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CowStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawObject<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawObject<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut members = IndexMap::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(CowStr(key)) = map.next_key()? {
+                    let value: &'de RawValue = map.next_value()?;
+                    members.insert(key, value);
+                }
+                Ok(RawObject(members))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objects_keep_order_and_last_duplicate() {
+        let o = RawObject::parse(r#" {"b": 1, "a": [1, 2], "b": 3.50 } "#).unwrap();
+        let keys: Vec<_> = o.0.keys().map(|k| k.as_ref()).collect();
+        assert_eq!(keys, ["b", "a"]);
+        assert_eq!(o.to_compact(), r#"{"b":3.50,"a":[1,2]}"#);
+    }
+
+    #[test]
+    fn not_objects() {
+        assert_eq!(RawObject::parse("[1]").unwrap_err(), NotObject::NotAnObject);
+        assert_eq!(RawObject::parse("\"x\"").unwrap_err(), NotObject::NotAnObject);
+        assert!(matches!(RawObject::parse("{").unwrap_err(), NotObject::InvalidJson(_)));
+        assert!(matches!(RawObject::parse("{} x").unwrap_err(), NotObject::InvalidJson(_)));
+    }
+
+    #[test]
+    fn escaped_keys_and_strings() {
+        let o = RawObject::parse(r#"{"a\u0062":"x\ny","k":" s p "}"#).unwrap();
+        assert!(o.get("ab").is_some());
+        match Raw::of(o.get("ab").unwrap()) {
+            Raw::String(s) => assert_eq!(s, "x\ny"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(o.to_compact(), r#"{"ab":"x\ny","k":" s p "}"#);
+    }
+
+    #[test]
+    fn minify_leaves_strings_alone() {
+        assert_eq!(minify("[ \"a b\\\" c\" , { \"k\" : 1 } ]"), "[\"a b\\\" c\",{\"k\":1}]");
+    }
+
+    #[test]
+    fn integer_tokens() {
+        assert!(is_integer_token("42"));
+        assert!(is_integer_token("-7"));
+        assert!(is_integer_token("123456789012345678901234567890"));
+        assert!(!is_integer_token("1.0"));
+        assert!(!is_integer_token("1e3"));
+        assert!(!is_integer_token("-"));
+    }
+}

@@ -1,0 +1,167 @@
+//! Split a decompressed byte stream into lines (SPEC §2): `\n` ends a line,
+//! a trailing `\r` is dropped, a last line without `\n` counts, a UTF-8 BOM
+//! at the start is dropped, and a line longer than the limit is cut short.
+
+use std::io::{self, BufRead};
+
+/// One line, borrowed from the reader until the next call.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line<'a> {
+    /// Only ASCII white space (or nothing).
+    Blank,
+    /// Longer than the limit: the first `limit` bytes, and the full length.
+    TooLong {
+        kept: &'a [u8],
+        len: u64,
+    },
+    Text(&'a [u8]),
+}
+
+pub struct LineReader<R> {
+    inner: R,
+    max_line_bytes: usize,
+    buf: Vec<u8>,
+    /// Line number of the last line returned (1-based).
+    number: u64,
+}
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+impl<R: BufRead> LineReader<R> {
+    pub fn new(inner: R, max_line_bytes: usize) -> Self {
+        LineReader { inner, max_line_bytes, buf: Vec::new(), number: 0 }
+    }
+
+    /// The next line and its 1-based number, or `None` at the end.
+    pub fn next_line(&mut self) -> io::Result<Option<(u64, Line<'_>)>> {
+        self.buf.clear();
+        // Bytes of the line seen so far, of which `buf` keeps at most
+        // `max_line_bytes + 1`, so memory stays bounded on endless lines.
+        let mut len: u64 = 0;
+        let mut last = 0u8;
+        let keep = self.max_line_bytes.saturating_add(BOM.len() + 1);
+        loop {
+            let available = self.inner.fill_buf()?;
+            if available.is_empty() {
+                if len == 0 {
+                    return Ok(None);
+                }
+                break;
+            }
+            let (chunk, consumed, found) = match memchr::memchr(b'\n', available) {
+                Some(i) => (&available[..i], i + 1, true),
+                None => (available, available.len(), false),
+            };
+            if let Some(&b) = chunk.last() {
+                last = b;
+            }
+            let room = keep.saturating_sub(self.buf.len()).min(chunk.len());
+            self.buf.extend_from_slice(&chunk[..room]);
+            len += chunk.len() as u64;
+            self.inner.consume(consumed);
+            if found {
+                break;
+            }
+        }
+        self.number += 1;
+        let mut start = 0;
+        if self.number == 1 && self.buf.starts_with(BOM) {
+            start = BOM.len();
+            len -= BOM.len() as u64;
+        }
+        if last == b'\r' && len > 0 {
+            len -= 1;
+        }
+        let line = if len > self.max_line_bytes as u64 {
+            Line::TooLong { kept: &self.buf[start..start + self.max_line_bytes], len }
+        } else {
+            let text = &self.buf[start..start + len as usize];
+            if text.iter().all(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\x0b' | b'\x0c')) {
+                Line::Blank
+            } else {
+                Line::Text(text)
+            }
+        };
+        Ok(Some((self.number, line)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq)]
+    enum Owned {
+        Blank,
+        TooLong(Vec<u8>, u64),
+        Text(Vec<u8>),
+    }
+
+    fn split(input: &[u8], max: usize, buffer: usize) -> Vec<(u64, Owned)> {
+        let reader = io::BufReader::with_capacity(buffer, input);
+        let mut lines = LineReader::new(reader, max);
+        let mut out = Vec::new();
+        while let Some((n, line)) = lines.next_line().unwrap() {
+            out.push((
+                n,
+                match line {
+                    Line::Blank => Owned::Blank,
+                    Line::TooLong { kept, len } => Owned::TooLong(kept.to_vec(), len),
+                    Line::Text(t) => Owned::Text(t.to_vec()),
+                },
+            ));
+        }
+        out
+    }
+
+    fn text(s: &str) -> Owned {
+        Owned::Text(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn endings_bom_blanks_and_last_line() {
+        let input = b"\xEF\xBB\xBF{\"a\":1}\r\n\n  \t\r\nx\ry\nlast";
+        for buffer in [1, 2, 3, 7, 64, 8192] {
+            assert_eq!(
+                split(input, 100, buffer),
+                vec![
+                    (1, text("{\"a\":1}")),
+                    (2, Owned::Blank),
+                    (3, Owned::Blank),
+                    (4, text("x\ry")),
+                    (5, text("last")),
+                ],
+                "buffer {buffer}"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_input_and_trailing_newline() {
+        assert!(split(b"", 10, 8).is_empty());
+        assert_eq!(split(b"\n", 10, 8), vec![(1, Owned::Blank)]);
+        assert_eq!(split(b"a\n", 10, 8), vec![(1, text("a"))]);
+    }
+
+    #[test]
+    fn bom_only_at_the_start() {
+        let got = split(b"a\n\xEF\xBB\xBFb", 10, 8);
+        assert_eq!(got[1], (2, Owned::Text(b"\xEF\xBB\xBFb".to_vec())));
+    }
+
+    #[test]
+    fn long_lines_keep_their_first_bytes() {
+        for buffer in [1, 3, 5, 1024] {
+            let got = split(b"abcdefgh\r\nabcd\r\nabcde\n", 4, buffer);
+            assert_eq!(
+                got,
+                vec![
+                    (1, Owned::TooLong(b"abcd".to_vec(), 8)),
+                    (2, text("abcd")),
+                    (3, Owned::TooLong(b"abcd".to_vec(), 5)),
+                ],
+                "buffer {buffer}"
+            );
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! `load`: list sources → read and decompress → split lines → parse and
+//! validate → dedup and stage (pass one) → settle columns → write tables to
+//! staging (pass two) → commit.
+
+pub mod columns;
+pub mod commit;
+pub mod event;
+pub mod flatten;
+pub mod identifies;
+pub mod ingest;
+pub mod json;
+pub mod lines;
+pub mod naming;
+pub mod parquet_out;
+pub mod read;
+pub mod rejects;
+pub mod sources;
+pub mod stage;
+pub mod timestamp;
+pub mod typing;
+pub mod write;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use crate::config::LoadConfig;
+use crate::error::{Error, Result};
+use crate::storage::Stores;
+use crate::summary::{FailedFile, Summary};
+use columns::Columns;
+use commit::{LoadedSource, LogEntry, Warehouse};
+use event::ParseOptions;
+use ingest::{Counts, Ingest, ObjectInput};
+use sources::{Source, list_sources};
+use stage::Stage;
+
+/// Runs `load` and returns its summary. Errors mean nothing was committed.
+pub async fn load(config: &LoadConfig, stores: &Stores) -> Result<Summary> {
+    let started = Instant::now();
+    let now = config.warehouse.now;
+    let run_id = run_id(now);
+    let warehouse = open_warehouse(stores, &config.warehouse.warehouse).await?;
+    let state = warehouse.open().await?;
+    let sources = list_sources(stores, &config.inputs).await?;
+
+    let spill = config.warehouse.spill_dir.as_deref();
+    let stage = Stage::new(spill).map_err(|source| spill_error(spill, source))?;
+    let mut ingest = Ingest::new(Columns::new(&state.columns), stage, config.max_line_bytes);
+    let mut summary =
+        Summary { run_id: run_id.clone(), files_seen: sources.len() as u64, ..Summary::default() };
+    let mut counts = Counts::default();
+    let mut loaded = Vec::new();
+    for source in &sources {
+        let bytes = Arc::new(AtomicU64::new(0));
+        let outcome;
+        (ingest, outcome) = ingest_source(ingest, source, config, Arc::clone(&bytes)).await;
+        match outcome {
+            Ok(object_counts) => {
+                counts.add(&object_counts);
+                summary.files_loaded += 1;
+                summary.bytes_read += bytes.load(Ordering::Relaxed);
+                loaded.push(loaded_source(source));
+            }
+            Err(e) => {
+                tracing::warn!(source = %source.url, error = %e, "source object failed; nothing of it is loaded");
+                summary.files_failed.push(FailedFile { source: source.url.clone(), error: e.to_string() });
+            }
+        }
+    }
+
+    let resolved = ingest.columns.resolve(config.max_columns, &run_id, &state.columns);
+    let written =
+        write::write_tables(&warehouse, &mut ingest, &resolved, &run_id, now, config.batch_rows).await?;
+    summary.lines = counts.lines;
+    summary.blank_lines = counts.blank_lines;
+    summary.identifies_loaded = counts.identifies;
+    summary.non_identify = counts.non_identify;
+    summary.duplicates = counts.duplicates;
+    summary.rejected = counts.rejected;
+    summary.rejected_by_reason = counts.by_reason.iter().map(|(r, n)| (r.code().to_owned(), *n)).collect();
+    summary.discarded_values = written.discarded;
+    summary.new_columns = resolved.new_columns.iter().map(|(n, t)| (n.clone(), t.to_string())).collect();
+    summary.partitions = written.partitions;
+    summary.elapsed_s = started.elapsed().as_secs_f64();
+
+    if !loaded.is_empty() {
+        let entry = LogEntry {
+            version: state.version + 1,
+            run_id: run_id.clone(),
+            started_at: now.to_rfc3339(),
+            committed_at: chrono::Utc::now().to_rfc3339(),
+            files: written.files,
+            sources: loaded,
+            columns: resolved.schema,
+            summary: summary.clone(),
+        };
+        warehouse.commit(&entry).await?;
+    }
+    summary.elapsed_s = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// Reads one source on a blocking thread; the object store streams to it.
+async fn ingest_source(
+    mut ingest: Ingest,
+    source: &Source,
+    config: &LoadConfig,
+    bytes: Arc<AtomicU64>,
+) -> (Ingest, std::io::Result<Counts>) {
+    let raw = read::open_stream(
+        Arc::clone(&source.location.store),
+        source.meta.location.clone(),
+        config.read,
+        bytes,
+    );
+    let url = source.url.clone();
+    let parse = ParseOptions {
+        fallback_received_at: source.meta.last_modified.timestamp_micros(),
+        email_from_user_id: config.email_from_user_id,
+    };
+    let buffer = config.read.buffer_bytes;
+    let joined = tokio::task::spawn_blocking(move || {
+        let outcome = read::decode(raw, buffer)
+            .and_then(|input| ingest.ingest_object(input, &ObjectInput { url: &url, parse }));
+        (ingest, outcome)
+    })
+    .await;
+    match joined {
+        Ok(result) => result,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+async fn open_warehouse(stores: &Stores, url: &str) -> Result<Warehouse> {
+    if !url.contains("://") {
+        std::fs::create_dir_all(url)
+            .map_err(|e| Error::Config(format!("cannot create warehouse folder {url}: {e}")))?;
+    }
+    let (location, text) = stores.resolve(url)?;
+    if crate::storage::is_glob(&text) {
+        return Err(Error::Config(format!("the warehouse URL {url} cannot be a glob")));
+    }
+    Ok(Warehouse::new(location))
+}
+
+fn loaded_source(source: &Source) -> LoadedSource {
+    LoadedSource {
+        location: source.url.clone(),
+        size: source.meta.size,
+        e_tag: source.meta.e_tag.clone(),
+        last_modified: source.meta.last_modified.to_rfc3339(),
+    }
+}
+
+fn run_id(now: chrono::DateTime<chrono::Utc>) -> String {
+    format!("{}-{:08x}", now.format("%Y%m%dT%H%M%SZ"), rand::random::<u32>())
+}
+
+fn spill_error(dir: Option<&std::path::Path>, source: std::io::Error) -> Error {
+    let dir = dir.map_or_else(|| std::env::temp_dir().display().to_string(), |d| d.display().to_string());
+    Error::Spill { dir, source }
+}

@@ -1,0 +1,41 @@
+//! Parquet files written to the warehouse through `object_store`'s
+//! buffered multipart writer, with the same settings for every table.
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use object_store::ObjectStore;
+use object_store::buffered::BufWriter;
+use object_store::path::Path;
+use parquet::arrow::AsyncArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+use crate::error::{Error, Result};
+
+pub struct ParquetOut {
+    writer: AsyncArrowWriter<BufWriter>,
+    url: String,
+}
+
+impl ParquetOut {
+    pub fn create(store: Arc<dyn ObjectStore>, path: Path, url: String, schema: SchemaRef) -> Result<Self> {
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .set_max_row_group_row_count(Some(128 * 1024))
+            .build();
+        let writer = AsyncArrowWriter::try_new(BufWriter::new(store, path), schema, Some(props))
+            .map_err(|source| Error::Write { url: url.clone(), source })?;
+        Ok(ParquetOut { writer, url })
+    }
+
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.writer.write(batch).await.map_err(|source| Error::Write { url: self.url.clone(), source })
+    }
+
+    pub async fn close(self) -> Result<()> {
+        let url = self.url;
+        self.writer.close().await.map(drop).map_err(|source| Error::Write { url, source })
+    }
+}
