@@ -53,6 +53,13 @@ pub enum Error {
         source: io::Error,
     },
 
+    #[error("cannot create the warehouse folder {path}")]
+    LocalDir {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+
     #[error("{0}")]
     Config(String),
 

@@ -134,8 +134,7 @@ async fn ingest_source(
 
 async fn open_warehouse(stores: &Stores, url: &str) -> Result<Warehouse> {
     if !url.contains("://") {
-        std::fs::create_dir_all(url)
-            .map_err(|e| Error::Config(format!("cannot create warehouse folder {url}: {e}")))?;
+        std::fs::create_dir_all(url).map_err(|source| Error::LocalDir { path: url.to_owned(), source })?;
     }
     let (location, text) = stores.resolve(url)?;
     if crate::storage::is_glob(&text) {

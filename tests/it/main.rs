@@ -1,0 +1,8 @@
+//! One integration-test binary: the real CLI on `fixtures/` and on inputs
+//! made by the tests, with the Parquet read back.
+
+mod chunking;
+mod failures;
+mod fixtures;
+mod harness;
+mod rules;
