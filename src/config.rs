@@ -57,7 +57,7 @@ impl LoadConfig {
         if max_line_bytes == 0 {
             return Err(Error::Config("--max-line-bytes must be above 0".into()));
         }
-        if !(args.max_reject_ratio >= 0.0) {
+        if args.max_reject_ratio.is_nan() || args.max_reject_ratio < 0.0 {
             return Err(Error::Config("--max-reject-ratio must be 0 or more".into()));
         }
         let dedup_window = humantime::parse_duration(&args.dedup_window)

@@ -35,10 +35,11 @@ pub fn parse_rfc3339(s: &str) -> Option<Micros> {
             return None;
         }
         // Keep the first six digits; further digits are truncated.
-        for i in 0..6 {
-            let d = if i < n { i64::from(tail[i] - b'0') } else { 0 };
-            micros_of_second = micros_of_second * 10 + d;
+        let kept = &tail[..n.min(6)];
+        for c in kept {
+            micros_of_second = micros_of_second * 10 + i64::from(c - b'0');
         }
+        micros_of_second *= 10i64.pow(6 - kept.len() as u32);
         rest = &tail[n..];
     }
     let offset_seconds = match rest {
