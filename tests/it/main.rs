@@ -5,4 +5,6 @@ mod chunking;
 mod failures;
 mod fixtures;
 mod harness;
+mod memory;
+mod readers;
 mod rules;
