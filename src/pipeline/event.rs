@@ -96,7 +96,7 @@ fn parse(line: &[u8], opts: &ParseOptions) -> Result<Outcome, Rejected> {
             return reject(RejectReason::InvalidUtf8, format!("invalid UTF-8 at byte {}", e.valid_up_to()));
         }
     };
-    let event = match RawObject::parse(text) {
+    let event = match RawObject::parse_line(text) {
         Ok(event) => event,
         Err(NotObject::InvalidJson(e)) => return reject(RejectReason::InvalidJson, e),
         Err(NotObject::NotAnObject) => {
@@ -181,9 +181,14 @@ fn identity(event: &RawObject, key: &str) -> Result<Option<String>, Rejected> {
 fn id_value(v: &RawValue) -> Option<String> {
     match Raw::of(v) {
         Raw::String(s) if !s.chars().all(char::is_whitespace) => Some(s.into_owned()),
-        Raw::Number(n) if is_integer_token(n) => Some(n.to_owned()),
+        Raw::Number(n) if is_integer_token(n) => Some(canonical_integer(n)),
         _ => None,
     }
+}
+
+/// The decimal string of an integer token: `-0` is `0`.
+fn canonical_integer(token: &str) -> String {
+    if token.bytes().all(|c| matches!(c, b'-' | b'0')) { "0".to_owned() } else { token.to_owned() }
 }
 
 fn object_member<'a>(

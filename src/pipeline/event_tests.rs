@@ -67,6 +67,8 @@ fn ids() {
     assert_eq!(e.user_id.as_deref(), Some("42"));
     assert_eq!(e.anonymous_id, None, "U+2003 is white space");
     assert_eq!(e.id, "-7");
+    let e = event(r#"{"type":"identify","userId":-0,"messageId":"m"}"#);
+    assert_eq!(e.user_id.as_deref(), Some("0"));
     let e = event(r#"{"type":"identify","userId":" ","traits":{"id":"t-1"},"anonymousId":"a"}"#);
     assert_eq!(e.user_id.as_deref(), Some("t-1"));
     let e = event(r#"{"type":"identify","context":{"traits":{"id":12}}}"#);

@@ -35,7 +35,7 @@ pub fn flatten_event(context: Option<&RawObject>, traits: &RawObject) -> Vec<Lea
         let mut path = String::from("context");
         for (key, value) in &context.0 {
             if key != "traits" {
-                visit(key, Raw::of(value), &mut path, LeafSource::Context, &mut columns, &mut leaves);
+                visit(false, key, Raw::of(value), &mut path, LeafSource::Context, &mut columns, &mut leaves);
             }
         }
         push_columns(columns, &mut leaves);
@@ -43,14 +43,16 @@ pub fn flatten_event(context: Option<&RawObject>, traits: &RawObject) -> Vec<Lea
     let mut columns = IndexMap::new();
     let mut path = String::new();
     for (key, value) in &traits.0 {
-        visit(key, Raw::of(value), &mut path, LeafSource::Trait, &mut columns, &mut leaves);
+        visit(false, key, Raw::of(value), &mut path, LeafSource::Trait, &mut columns, &mut leaves);
     }
     fill_name(&mut columns);
     push_columns(columns, &mut leaves);
     leaves
 }
 
+#[allow(clippy::too_many_arguments)]
 fn visit(
+    nested: bool,
     key: &str,
     value: Raw,
     path: &mut String,
@@ -59,7 +61,9 @@ fn visit(
     invalid: &mut Vec<Leaf>,
 ) {
     let len = path.len();
-    if !path.is_empty() {
+    // Context paths start with `context`; a nested trait key always gets a
+    // separator, even below an empty key.
+    if !path.is_empty() || nested {
         path.push('_');
     }
     path.push_str(key);
@@ -70,7 +74,7 @@ fn visit(
         }
         Raw::Object(object) => {
             for (k, v) in &object.0 {
-                visit(k, Raw::of(v), path, source, columns, invalid);
+                visit(true, k, Raw::of(v), path, source, columns, invalid);
             }
             path.truncate(len);
             return;
@@ -172,6 +176,15 @@ mod tests {
     fn reserved_names_and_invalid_names() {
         let got = names(r#"{"$":1}"#, r#"{"user_id":"u","$$":2,"context_x":3}"#);
         assert_eq!(got, ["!context", "!", "_user_id", "_context_x"]);
+    }
+
+    #[test]
+    fn an_empty_key_still_joins_with_an_underscore() {
+        // go-snakecase keeps one leading `_` before a lower-case letter.
+        let got = leaves("{}", r#"{"x":1,"":{"x":2}}"#);
+        assert_eq!(got, [("x".into(), Kind::Int, "1".into()), ("_x".into(), Kind::Int, "2".into())]);
+        let got = leaves("{}", r#"{"x":1,"":{"X":3}}"#);
+        assert_eq!(got, [("x".into(), Kind::Int, "1".into())], "`_X` is not spelled as `x`");
     }
 
     #[test]

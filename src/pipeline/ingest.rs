@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::io::{self, BufRead};
 
-use xxhash_rust::xxh3::xxh3_128;
+use xxhash_rust::xxh3::xxh3_128_with_seed;
 
 use super::columns::Columns;
 use super::event::{Event, Outcome, ParseOptions, RejectReason, parse_line};
@@ -49,8 +49,10 @@ impl Counts {
 pub struct Ingest {
     pub columns: Columns,
     pub stage: Stage,
-    /// 128-bit hashes of the message ids accepted so far.
+    /// 128-bit hashes of the message ids accepted so far, seeded per run so
+    /// that ids cannot be crafted to collide.
     seen: HashSet<u128>,
+    seed: u64,
     max_line_bytes: usize,
 }
 
@@ -62,7 +64,7 @@ pub struct ObjectInput<'a> {
 
 impl Ingest {
     pub fn new(columns: Columns, stage: Stage, max_line_bytes: usize) -> Self {
-        Ingest { columns, stage, seen: HashSet::new(), max_line_bytes }
+        Ingest { columns, stage, seen: HashSet::new(), seed: rand::random(), max_line_bytes }
     }
 
     /// Reads one object to its end. On an error nothing of the object stays.
@@ -110,7 +112,7 @@ impl Ingest {
                         continue;
                     }
                     Outcome::Identify(event) => {
-                        let key = xxh3_128(event.id.as_bytes());
+                        let key = xxh3_128_with_seed(event.id.as_bytes(), self.seed);
                         if self.seen.contains(&key) || !seen_here.insert(key) {
                             counts.duplicates += 1;
                         } else {

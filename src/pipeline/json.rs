@@ -20,7 +20,27 @@ pub enum NotObject {
     NotAnObject,
 }
 
+/// Deeper JSON is rejected as invalid: flattening recurses once per level.
+pub const MAX_DEPTH: usize = 128;
+
 impl<'a> RawObject<'a> {
+    /// Parses a whole line. Beyond [`RawObject::parse`], it refuses nesting
+    /// deeper than [`MAX_DEPTH`] and strings that cannot be decoded (lone
+    /// UTF-16 surrogates), which the raw parse lets through.
+    pub fn parse_line(text: &'a str) -> Result<Self, NotObject> {
+        if text.contains("\\u") && has_lone_surrogate(text) {
+            // Checked first: it is invalid JSON text, not a non-object.
+            if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() {
+                return Err(NotObject::InvalidJson("a \\u escape is a lone UTF-16 surrogate".into()));
+            }
+        }
+        let object = Self::parse(text)?;
+        if depth(text) > MAX_DEPTH {
+            return Err(NotObject::InvalidJson(format!("nested deeper than {MAX_DEPTH} levels")));
+        }
+        Ok(object)
+    }
+
     pub fn parse(text: &'a str) -> Result<Self, NotObject> {
         serde_json::from_str::<RawObject<'a>>(text).map_err(|e| {
             if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() {
@@ -86,6 +106,71 @@ impl<'a> Raw<'a> {
             _ => Raw::Number(text),
         }
     }
+}
+
+/// The deepest nesting of arrays and objects in valid JSON text.
+fn depth(text: &str) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &c in text.as_bytes() {
+        if in_string {
+            match c {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// Does valid JSON text hold a `\\uD800`–`\\uDFFF` escape that is not half
+/// of a surrogate pair? Such a string has no UTF-8 form.
+fn has_lone_surrogate(text: &str) -> bool {
+    let b = text.as_bytes();
+    let unit = |i: usize| -> Option<u16> {
+        let hex = b.get(i..i + 4)?;
+        u16::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
+    };
+    let mut i = 0;
+    let mut pending_high = false;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            if pending_high {
+                return true;
+            }
+            i += 1;
+            continue;
+        }
+        if b.get(i + 1) != Some(&b'u') {
+            if pending_high {
+                return true;
+            }
+            i += 2;
+            continue;
+        }
+        let u = unit(i + 2).unwrap_or(0);
+        match u {
+            0xD800..=0xDBFF if pending_high => return true,
+            0xD800..=0xDBFF => pending_high = true,
+            0xDC00..=0xDFFF if !pending_high => return true,
+            0xDC00..=0xDFFF => pending_high = false,
+            _ if pending_high => return true,
+            _ => {}
+        }
+        i += 6;
+    }
+    pending_high
 }
 
 /// Is this raw number an integer (no fraction, no exponent)?
@@ -210,6 +295,20 @@ mod tests {
     #[test]
     fn minify_leaves_strings_alone() {
         assert_eq!(minify("[ \"a b\\\" c\" , { \"k\" : 1 } ]"), "[\"a b\\\" c\",{\"k\":1}]");
+    }
+
+    #[test]
+    fn lines_too_deep_or_with_lone_surrogates_are_invalid() {
+        let deep = format!("{{\"a\":{}1{}}}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(matches!(RawObject::parse_line(&deep), Err(NotObject::InvalidJson(_))));
+        let ok = format!("{{\"a\":{}1{}}}", "[".repeat(MAX_DEPTH - 1), "]".repeat(MAX_DEPTH - 1));
+        assert!(RawObject::parse_line(&ok).is_ok());
+        assert!(RawObject::parse_line(r#"{"s":"[[[[{{{{"}"#).is_ok());
+        assert!(matches!(RawObject::parse_line(r#"{"a":"x\ud800"}"#), Err(NotObject::InvalidJson(_))));
+        assert!(matches!(RawObject::parse_line(r#"{"\udc00":1}"#), Err(NotObject::InvalidJson(_))));
+        assert!(RawObject::parse_line(r#"{"a":"\ud83d\ude00 \u00e9"}"#).is_ok());
+        assert!(RawObject::parse_line(r#"{"a":"\\ud800"}"#).is_ok(), "an escaped backslash");
+        assert!(matches!(RawObject::parse_line(r#"{"a":"\ud83d\u0041"}"#), Err(NotObject::InvalidJson(_))));
     }
 
     #[test]

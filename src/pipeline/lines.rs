@@ -43,7 +43,8 @@ impl<R: BufRead> LineReader<R> {
         loop {
             let available = self.inner.fill_buf()?;
             if available.is_empty() {
-                if len == 0 {
+                // An object of nothing but a BOM has no lines.
+                if len == 0 || (self.number == 0 && self.buf == BOM) {
                     return Ok(None);
                 }
                 break;
@@ -76,14 +77,18 @@ impl<R: BufRead> LineReader<R> {
             Line::TooLong { kept: &self.buf[start..start + self.max_line_bytes], len }
         } else {
             let text = &self.buf[start..start + len as usize];
-            if text.iter().all(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\x0b' | b'\x0c')) {
-                Line::Blank
-            } else {
-                Line::Text(text)
-            }
+            if is_blank(text) { Line::Blank } else { Line::Text(text) }
         };
         Ok(Some((self.number, line)))
     }
+}
+
+/// Only white space (Unicode White_Space, as for ids in SPEC §3).
+fn is_blank(text: &[u8]) -> bool {
+    if text.is_ascii() {
+        return text.iter().all(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\n' | b'\x0b' | b'\x0c'));
+    }
+    std::str::from_utf8(text).is_ok_and(|s| s.chars().all(char::is_whitespace))
 }
 
 #[cfg(test)]
@@ -144,6 +149,13 @@ mod tests {
     }
 
     #[test]
+    fn unicode_white_space_is_blank_and_a_lone_bom_is_nothing() {
+        assert_eq!(split("\u{a0}\u{3000}\n".as_bytes(), 100, 8), vec![(1, Owned::Blank)]);
+        assert!(split(BOM, 100, 8).is_empty());
+        assert_eq!(split(b"\xEF\xBB\xBF\n", 100, 8), vec![(1, Owned::Blank)]);
+    }
+
+    #[test]
     fn bom_only_at_the_start() {
         let got = split(b"a\n\xEF\xBB\xBFb", 10, 8);
         assert_eq!(got[1], (2, Owned::Text(b"\xEF\xBB\xBFb".to_vec())));
@@ -162,6 +174,44 @@ mod tests {
                 ],
                 "buffer {buffer}"
             );
+        }
+    }
+
+    /// A plain reference: split on `\n`, drop one `\r`, cut long lines.
+    fn reference(input: &[u8], max: usize) -> Vec<(u64, Owned)> {
+        let input = input.strip_prefix(BOM).unwrap_or(input);
+        if input.is_empty() {
+            return Vec::new();
+        }
+        let mut parts: Vec<&[u8]> = input.split(|c| *c == b'\n').collect();
+        if parts.last().is_some_and(|p| p.is_empty()) {
+            parts.pop();
+        }
+        parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, line)| {
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                let owned = if line.len() > max {
+                    Owned::TooLong(line[..max].to_vec(), line.len() as u64)
+                } else if is_blank(line) {
+                    Owned::Blank
+                } else {
+                    Owned::Text(line.to_vec())
+                };
+                (i as u64 + 1, owned)
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_buffer_size_splits_like_the_reference(
+            input in proptest::collection::vec(proptest::sample::select(b"ab \r\n\xEF\xBB\xBF".to_vec()), 0..200),
+            max in 1usize..12,
+            buffer in 1usize..17,
+        ) {
+            proptest::prop_assert_eq!(split(&input, max, buffer), reference(&input, max));
         }
     }
 }

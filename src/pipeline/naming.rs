@@ -145,6 +145,13 @@ mod tests {
             ("abc1Def", "abc_1def"),
             ("", ""),
             ("$$", ""),
+            // One leading `_` before a lower-case letter or digit is kept,
+            // as go-snakecase's fast path copies it.
+            ("_x", "_x"),
+            ("_id", "_id"),
+            ("__x", "x"),
+            ("_X", "x"),
+            ("_", ""),
         ];
         for (key, column) in vectors {
             assert_eq!(snake_case(key), column, "snake_case({key:?})");
