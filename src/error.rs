@@ -60,11 +60,18 @@ pub enum Error {
         source: io::Error,
     },
 
+    #[error("DataFusion failed while {action}")]
+    DataFusion {
+        action: &'static str,
+        #[source]
+        source: datafusion::error::DataFusionError,
+    },
+
+    #[error("{0}")]
+    Query(String),
+
     #[error("{0}")]
     Config(String),
-
-    #[error("{0} is not available yet")]
-    NotYet(&'static str),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -5,6 +5,8 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod pipeline;
+pub mod query;
+pub mod session;
 pub mod storage;
 pub mod summary;
 

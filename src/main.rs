@@ -6,8 +6,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use identify_loader::cli::{Cli, Command};
-use identify_loader::config::LoadConfig;
+use std::time::Instant;
+
+use identify_loader::config::{LoadConfig, WarehouseConfig};
+use identify_loader::pipeline::users::build_users;
+use identify_loader::query::query;
 use identify_loader::storage::Stores;
+use identify_loader::summary::Summary;
 use identify_loader::{Error, pipeline};
 
 fn main() -> ExitCode {
@@ -27,25 +32,61 @@ fn main() -> ExitCode {
             eprintln!("identify-loader: {message}");
             ExitCode::from(2)
         }
+        Err(Error::Query(message)) => {
+            eprintln!("identify-loader: {message}");
+            ExitCode::from(1)
+        }
         Err(e) => fatal(&anyhow::Error::from(e)),
     }
 }
 
 async fn run(command: Command) -> Result<ExitCode, Error> {
     let stores = Stores::default();
+    let threads =
+        command.threads().unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let started = Instant::now();
     match command {
         Command::Load(args) => {
             let config = LoadConfig::from_args(&args)?;
             let summary = pipeline::load(&config, &stores).await?;
-            println!("{}", serde_json::to_string(&summary).unwrap_or_default());
-            let degraded =
-                !summary.files_failed.is_empty() || summary.reject_ratio_exceeded(config.max_reject_ratio);
-            Ok(ExitCode::from(if degraded { 3 } else { 0 }))
+            Ok(finish(&summary, &config))
         }
-        Command::Run(_) => Err(Error::NotYet("`run` (load, then build-users)")),
-        Command::BuildUsers(_) => Err(Error::NotYet("`build-users`")),
-        Command::Query(_) => Err(Error::NotYet("`query`")),
+        Command::Run(args) => {
+            let config = LoadConfig::from_args(&args)?;
+            let mut summary = pipeline::load(&config, &stores).await?;
+            let warehouse = pipeline::open_warehouse(&stores, &config.warehouse.warehouse).await?;
+            summary.users = Some(build_users(&config.warehouse, &warehouse, threads).await?);
+            summary.elapsed_s = started.elapsed().as_secs_f64();
+            Ok(finish(&summary, &config))
+        }
+        Command::BuildUsers(args) => {
+            let config = WarehouseConfig::from_args(&args)?;
+            let warehouse = pipeline::open_warehouse(&stores, &config.warehouse).await?;
+            let users = build_users(&config, &warehouse, threads).await?;
+            let summary = Summary {
+                run_id: pipeline::run_id(config.now),
+                users: Some(users),
+                elapsed_s: started.elapsed().as_secs_f64(),
+                ..Summary::default()
+            };
+            println!("{}", serde_json::to_string(&summary).unwrap_or_default());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Query(args) => {
+            let config = WarehouseConfig::from_args(&args.build)?;
+            let warehouse = pipeline::open_warehouse(&stores, &config.warehouse).await?;
+            query(&config, &warehouse, threads, &args.sql, args.format).await?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// Prints the summary and picks the exit code: 3 when committed with
+/// failed sources or too many rejects.
+fn finish(summary: &Summary, config: &LoadConfig) -> ExitCode {
+    println!("{}", serde_json::to_string(summary).unwrap_or_default());
+    let degraded = !summary.files_failed.is_empty() || summary.reject_ratio_exceeded(config.max_reject_ratio);
+    ExitCode::from(if degraded { 3 } else { 0 })
 }
 
 fn fatal(e: &anyhow::Error) -> ExitCode {

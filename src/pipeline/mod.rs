@@ -18,6 +18,7 @@ pub mod sources;
 pub mod stage;
 pub mod timestamp;
 pub mod typing;
+pub mod users;
 pub mod write;
 
 use std::sync::Arc;
@@ -132,7 +133,8 @@ async fn ingest_source(
     }
 }
 
-async fn open_warehouse(stores: &Stores, url: &str) -> Result<Warehouse> {
+/// The warehouse at `url`; a local folder is created if missing.
+pub async fn open_warehouse(stores: &Stores, url: &str) -> Result<Warehouse> {
     if !url.contains("://") {
         std::fs::create_dir_all(url).map_err(|source| Error::LocalDir { path: url.to_owned(), source })?;
     }
@@ -152,7 +154,8 @@ fn loaded_source(source: &Source) -> LoadedSource {
     }
 }
 
-fn run_id(now: chrono::DateTime<chrono::Utc>) -> String {
+/// A sortable, unique run id: the start time and a random suffix.
+pub fn run_id(now: chrono::DateTime<chrono::Utc>) -> String {
     format!("{}-{:08x}", now.format("%Y%m%dT%H%M%SZ"), rand::random::<u32>())
 }
 

@@ -1,0 +1,127 @@
+//! `build-users` (SPEC §6): `identity_map` and `users` are rebuilt from the
+//! whole `identifies` table by the SQL in `sql/`, run by DataFusion. Each
+//! table is one Parquet file replaced by a single atomic put, so a reader
+//! (or a crash) sees the previous complete table or the new one.
+
+use std::sync::Arc;
+
+use datafusion::prelude::SessionContext;
+use futures::TryStreamExt;
+
+use super::columns::ColumnDef;
+use super::commit::Warehouse;
+use super::parquet_out::ParquetOut;
+use super::typing::ColumnType;
+use crate::config::WarehouseConfig;
+use crate::error::{Error, Result};
+use crate::session::{derived_file, register_tables, session};
+
+const IDENTITY_MAP_SQL: &str = include_str!("../../sql/identity_map.sql");
+const USERS_SQL: &str = include_str!("../../sql/users.sql");
+
+/// Rebuilds both derived tables; returns the number of users.
+pub async fn build_users(config: &WarehouseConfig, warehouse: &Warehouse, threads: usize) -> Result<u64> {
+    let state = warehouse.open().await?;
+    remove_partial_files(warehouse);
+    let ctx = session(config, threads, warehouse)?;
+    register_tables(&ctx, warehouse, &state.columns).await?;
+    for table in ["users", "identity_map"] {
+        // The derived tables are rebuilt from identifies alone.
+        let _ = ctx.deregister_table(table);
+    }
+    let view = format!("CREATE VIEW identity_map AS {IDENTITY_MAP_SQL}");
+    run_sql(&ctx, &view).await?;
+    write_table(&ctx, warehouse, "identity_map", "SELECT * FROM identity_map").await?;
+    write_table(&ctx, warehouse, "users", &users_sql(&state.columns)).await
+}
+
+/// `sql/users.sql` with the trait columns of `identifies` filled in.
+pub fn users_sql(columns: &[ColumnDef]) -> String {
+    let traits: Vec<&ColumnDef> = columns.iter().filter(|c| !c.name.starts_with("context_")).collect();
+    let mut aggregates = String::new();
+    let mut selected = String::new();
+    for c in &traits {
+        let q = quote(&c.name);
+        aggregates.push_str(&format!(
+            "\n           , last_value({q} ORDER BY \"timestamp\", received_at, id) FILTER (WHERE {q} IS NOT NULL) AS {q}"
+        ));
+        selected.push_str(&format!("\n       , {}", name_fill(c, &traits).unwrap_or(q)));
+    }
+    if !traits.iter().any(|c| c.name == "name")
+        && let Some(fill) = fill_expression(&traits)
+    {
+        selected.push_str(&format!("\n       , {fill} AS \"name\""));
+    }
+    USERS_SQL.replace("{{trait_aggregates}}", &aggregates).replace("{{trait_columns}}", &selected)
+}
+
+/// `name`, filled from `first_name` and `last_name` when still null.
+fn name_fill(column: &ColumnDef, traits: &[&ColumnDef]) -> Option<String> {
+    if column.name != "name" || column.column_type != ColumnType::Utf8 {
+        return None;
+    }
+    let fill = fill_expression(traits)?;
+    Some(format!("COALESCE(\"name\", {fill}) AS \"name\""))
+}
+
+fn fill_expression(traits: &[&ColumnDef]) -> Option<String> {
+    let utf8 = |name: &str| traits.iter().any(|c| c.name == name && c.column_type == ColumnType::Utf8);
+    (utf8("first_name") && utf8("last_name")).then(|| {
+        "CASE WHEN \"first_name\" IS NOT NULL AND \"last_name\" IS NOT NULL \
+         THEN \"first_name\" || ' ' || \"last_name\" END"
+            .to_owned()
+    })
+}
+
+pub fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+async fn run_sql(ctx: &SessionContext, sql: &str) -> Result<datafusion::dataframe::DataFrame> {
+    ctx.sql(sql).await.map_err(|source| Error::DataFusion { action: "planning the collapse", source })
+}
+
+/// Streams a query's result into the table's single file.
+async fn write_table(ctx: &SessionContext, warehouse: &Warehouse, table: &str, sql: &str) -> Result<u64> {
+    let frame = run_sql(ctx, sql).await?;
+    let schema = Arc::new(frame.schema().as_arrow().clone());
+    let mut stream = frame
+        .execute_stream()
+        .await
+        .map_err(|source| Error::DataFusion { action: "running the collapse", source })?;
+    let path = warehouse.table_path(&derived_file(table));
+    let url = warehouse.location.url_of(&path);
+    let mut out = ParquetOut::create(Arc::clone(&warehouse.location.store), path, url, schema)?;
+    let mut rows = 0;
+    while let Some(batch) = stream
+        .try_next()
+        .await
+        .map_err(|source| Error::DataFusion { action: "running the collapse", source })?
+    {
+        rows += batch.num_rows() as u64;
+        out.write(&batch).await?;
+    }
+    out.close().await?;
+    Ok(rows)
+}
+
+/// A local upload cut short by a crash leaves `<file>#<n>` beside the table
+/// file; readers ignore it (no `.parquet` suffix) and the next build removes it.
+fn remove_partial_files(warehouse: &Warehouse) {
+    if warehouse.location.base != "file://" {
+        return;
+    }
+    for table in ["users", "identity_map"] {
+        let dir = format!("/{}", warehouse.table_path(table));
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().contains('#') {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "users_tests.rs"]
+mod tests;

@@ -1,0 +1,103 @@
+//! DataFusion over the warehouse: a session whose memory pool is bounded by
+//! `--memory-limit` and spills to `--spill-dir` (SPEC §8), with the
+//! warehouse's tables registered by name.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::datasource::MemTable;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use futures::StreamExt;
+use object_store::ObjectStoreExt;
+use object_store::path::Path;
+
+use crate::config::WarehouseConfig;
+use crate::error::{Error, Result};
+use crate::pipeline::columns::ColumnDef;
+use crate::pipeline::commit::Warehouse;
+use crate::pipeline::identifies::{discards_schema, identifies_schema};
+use crate::pipeline::rejects::rejects_schema;
+
+/// The single file of a derived table, replaced whole by each build.
+pub fn derived_file(table: &str) -> String {
+    format!("{table}/{table}.parquet")
+}
+
+pub fn session(config: &WarehouseConfig, threads: usize, warehouse: &Warehouse) -> Result<SessionContext> {
+    let mut runtime = RuntimeEnvBuilder::new().with_memory_limit(config.memory_limit as usize, 1.0);
+    if let Some(dir) = &config.spill_dir {
+        runtime = runtime.with_temp_file_path(dir);
+    }
+    let runtime = runtime.build_arc().map_err(|source| Error::DataFusion { action: "starting", source })?;
+    let session = SessionConfig::new().with_target_partitions(threads.max(1)).with_information_schema(true);
+    let ctx = SessionContext::new_with_config_rt(session, runtime);
+    let base = url::Url::parse(&format!("{}/", warehouse.location.base))
+        .map_err(|e| Error::Url { url: warehouse.location.base.clone(), reason: e.to_string() })?;
+    ctx.register_object_store(&base, Arc::clone(&warehouse.location.store));
+    Ok(ctx)
+}
+
+/// Registers `identifies` (with the table's full schema, so older files read
+/// their missing columns as null), `rejects`, `discards`, and the derived
+/// tables that exist.
+pub async fn register_tables(
+    ctx: &SessionContext,
+    warehouse: &Warehouse,
+    columns: &[ColumnDef],
+) -> Result<()> {
+    let partitioned = [
+        ("identifies", identifies_schema(columns)),
+        ("rejects", rejects_schema()),
+        ("discards", discards_schema()),
+    ];
+    for (table, schema) in partitioned {
+        register_partitioned(ctx, warehouse, table, &schema).await?;
+    }
+    for table in ["users", "identity_map"] {
+        let file = warehouse.table_path(&derived_file(table));
+        if warehouse.location.store.head(&file).await.is_ok() {
+            let url = warehouse.location.url_of(&file);
+            ctx.register_parquet(table, &url, ParquetReadOptions::default())
+                .await
+                .map_err(|source| Error::DataFusion { action: "registering a table", source })?;
+        }
+    }
+    Ok(())
+}
+
+async fn register_partitioned(
+    ctx: &SessionContext,
+    warehouse: &Warehouse,
+    table: &str,
+    schema: &Schema,
+) -> Result<()> {
+    let path = warehouse.table_path(table);
+    let registered = if exists(warehouse, &path).await? {
+        let url = format!("{}/", warehouse.location.url_of(&path));
+        let options = ParquetReadOptions::default()
+            .schema(schema)
+            .table_partition_cols(vec![("received_date".to_owned(), DataType::Utf8)]);
+        ctx.register_parquet(table, &url, options).await
+    } else {
+        let mut fields = schema.fields().to_vec();
+        fields.push(Arc::new(datafusion::arrow::datatypes::Field::new(
+            "received_date",
+            DataType::Utf8,
+            true,
+        )));
+        let empty = MemTable::try_new(Arc::new(Schema::new(fields)), vec![vec![]]);
+        empty.and_then(|t| ctx.register_table(table, Arc::new(t)).map(drop))
+    };
+    registered.map_err(|source| Error::DataFusion { action: "registering a table", source })
+}
+
+/// Is there any object at or below `path`?
+async fn exists(warehouse: &Warehouse, path: &Path) -> Result<bool> {
+    let mut list = warehouse.location.store.list(Some(path));
+    match list.next().await {
+        None => Ok(false),
+        Some(Ok(_)) => Ok(true),
+        Some(Err(source)) => Err(Error::List { url: warehouse.location.url_of(path), source }),
+    }
+}
