@@ -14,4 +14,3 @@ FROM (
     WHERE user_id IS NOT NULL AND anonymous_id IS NOT NULL
 ) AS links
 WHERE link_rank = 1
-ORDER BY anonymous_id

@@ -31,7 +31,7 @@ pub async fn build_users(config: &WarehouseConfig, warehouse: &Warehouse, thread
     }
     let view = format!("CREATE VIEW identity_map AS {IDENTITY_MAP_SQL}");
     run_sql(&ctx, &view).await?;
-    write_table(&ctx, warehouse, "identity_map", "SELECT * FROM identity_map").await?;
+    write_table(&ctx, warehouse, "identity_map", "SELECT * FROM identity_map ORDER BY anonymous_id").await?;
     write_table(&ctx, warehouse, "users", &users_sql(&state.columns)).await
 }
 

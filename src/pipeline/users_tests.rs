@@ -42,7 +42,8 @@ async fn collapse(trait_columns: &[ColumnDef], rows: &str) -> (String, String) {
         .collect()
         .await
         .unwrap();
-    let map = ctx.sql("SELECT * FROM identity_map").await.unwrap().collect().await.unwrap();
+    let map =
+        ctx.sql("SELECT * FROM identity_map ORDER BY anonymous_id").await.unwrap().collect().await.unwrap();
     let users = ctx.sql(&users_sql(trait_columns)).await.unwrap().collect().await.unwrap();
     (pretty_format_batches(&map).unwrap().to_string(), pretty_format_batches(&users).unwrap().to_string())
 }

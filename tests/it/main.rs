@@ -6,5 +6,7 @@ mod failures;
 mod fixtures;
 mod harness;
 mod memory;
+mod properties;
 mod readers;
 mod rules;
+mod users;

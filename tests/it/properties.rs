@@ -1,0 +1,145 @@
+//! Laws: loading a set of events in one run, or split over several runs in
+//! any order, gives the same `users` and `identity_map`.
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::util::pretty::pretty_format_batches;
+use bytes::Bytes;
+use identify_loader::config::{LoadConfig, WarehouseConfig};
+use identify_loader::pipeline::{self, read::ReadOptions, users::build_users};
+use identify_loader::storage::Stores;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use proptest::prelude::*;
+
+#[derive(Debug, Clone)]
+struct Ev {
+    user: Option<u8>,
+    anon: Option<u8>,
+    minute: u8,
+    received: u8,
+    plan: Option<u8>,
+    seats: Option<u8>,
+}
+
+fn event() -> impl Strategy<Value = Ev> {
+    (
+        proptest::option::of(0u8..4),
+        proptest::option::of(0u8..5),
+        0u8..6,
+        0u8..3,
+        proptest::option::of(0u8..3),
+        proptest::option::of(0u8..9),
+    )
+        .prop_filter("an identity", |e| e.0.is_some() || e.1.is_some())
+        .prop_map(|(user, anon, minute, received, plan, seats)| Ev {
+            user,
+            anon,
+            minute,
+            received,
+            plan,
+            seats,
+        })
+}
+
+fn line(i: usize, e: &Ev) -> String {
+    let opt = |v: Option<String>| v.map_or("null".to_owned(), |s| format!("\"{s}\""));
+    format!(
+        r#"{{"type":"identify","messageId":"m{i}","userId":{},"anonymousId":{},"traits":{{"plan":{},"seats":{}}},"timestamp":"2024-01-01T00:{:02}:00Z","receivedAt":"2024-01-0{}T00:00:00Z"}}"#,
+        opt(e.user.map(|u| format!("u{u}"))),
+        opt(e.anon.map(|a| format!("a{a}"))),
+        opt(e.plan.map(|p| format!("plan{p}"))),
+        e.seats.map_or("null".to_owned(), |s| s.to_string()),
+        e.minute,
+        e.received + 1,
+    )
+}
+
+fn config(inputs: Vec<String>, warehouse: &str) -> LoadConfig {
+    LoadConfig {
+        inputs,
+        warehouse: WarehouseConfig {
+            warehouse: warehouse.into(),
+            memory_limit: 256 << 20,
+            spill_dir: None,
+            now: chrono::DateTime::parse_from_rfc3339(crate::harness::NOW).unwrap().to_utc(),
+        },
+        max_line_bytes: 1 << 20,
+        max_columns: 1000,
+        dedup_window: std::time::Duration::from_secs(7 * 86400),
+        email_from_user_id: false,
+        max_reject_ratio: 1.0,
+        read: ReadOptions::default(),
+        batch_rows: 8192,
+    }
+}
+
+/// Loads each group as its own run, in order, then builds users.
+async fn users_of(groups: &[Vec<String>]) -> (String, String) {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let stores = Stores::default();
+    stores.register("memory://p", Arc::clone(&store));
+    for (g, lines) in groups.iter().enumerate() {
+        let path = Path::from(format!("in/run{g}/events.ndjson"));
+        store.put(&path, PutPayload::from(Bytes::from(lines.join("\n")))).await.unwrap();
+        let cfg = config(vec![format!("memory://p/in/run{g}")], "memory://p/wh");
+        pipeline::load(&cfg, &stores).await.unwrap();
+    }
+    let cfg = config(vec![], "memory://p/wh");
+    let warehouse = pipeline::open_warehouse(&stores, "memory://p/wh").await.unwrap();
+    build_users(&cfg.warehouse, &warehouse, 2).await.unwrap();
+    let read = |table: &'static str| {
+        let store = Arc::clone(&store);
+        async move {
+            let path = Path::from(format!("wh/{table}/{table}.parquet"));
+            let bytes = store.get(&path).await.unwrap().bytes().await.unwrap();
+            let batches: Vec<RecordBatch> = ParquetRecordBatchReaderBuilder::try_new(bytes)
+                .unwrap()
+                .build()
+                .unwrap()
+                .map(|b| b.unwrap())
+                .collect();
+            by_column_name(&batches)
+        }
+    };
+    (read("users").await, read("identity_map").await)
+}
+
+/// The table as text with its columns sorted by name (runs may meet trait
+/// columns in a different order).
+fn by_column_name(batches: &[RecordBatch]) -> String {
+    let Some(first) = batches.first() else { return String::new() };
+    let schema = first.schema();
+    let mut order: Vec<usize> = (0..schema.fields().len()).collect();
+    order.sort_by_key(|&i| schema.field(i).name().clone());
+    let projected: Vec<RecordBatch> = batches.iter().map(|b| b.project(&order).unwrap()).collect();
+    pretty_format_batches(&projected).unwrap().to_string()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    #[test]
+    fn split_runs_in_any_order_give_the_same_users(
+        events in proptest::collection::vec(event(), 1..25),
+        groups in proptest::collection::vec(0usize..3, 25),
+        reverse in any::<bool>(),
+    ) {
+        let lines: Vec<String> = events.iter().enumerate().map(|(i, e)| line(i, e)).collect();
+        let mut split: Vec<Vec<String>> = vec![Vec::new(); 3];
+        for (i, l) in lines.iter().enumerate() {
+            split[groups[i]].push(l.clone());
+        }
+        split.retain(|g| !g.is_empty());
+        if reverse {
+            split.reverse();
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let whole = runtime.block_on(users_of(&[lines]));
+        let pieces = runtime.block_on(users_of(&split));
+        prop_assert_eq!(whole, pieces);
+    }
+}
