@@ -46,6 +46,12 @@ pub enum Error {
     )]
     Conflict { url: String, version: u64 },
 
+    #[error(
+        "warehouse {url} is in use by run {run_id} (host {host}, pid {pid}, since {since}); \
+         wait for it to finish. If no run is active, delete {lock}"
+    )]
+    Locked { url: String, run_id: String, host: String, pid: u32, since: String, lock: String },
+
     #[error("local spill files in {dir}")]
     Spill {
         dir: String,

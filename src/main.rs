@@ -53,10 +53,7 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
         }
         Command::Run(args) => {
             let config = LoadConfig::from_args(&args)?;
-            let mut summary = pipeline::load(&config, &stores).await?;
-            let warehouse = pipeline::open_warehouse(&stores, &config.warehouse.warehouse).await?;
-            summary.users = Some(build_users(&config.warehouse, &warehouse, threads).await?);
-            summary.elapsed_s = started.elapsed().as_secs_f64();
+            let summary = pipeline::run(&config, &stores, threads).await?;
             Ok(finish(&summary, &config))
         }
         Command::BuildUsers(args) => {

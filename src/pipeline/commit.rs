@@ -7,7 +7,9 @@
 //! committed run) and `_identify_loader/staging/<run_id>/<table>/...`.
 
 use bytes::Bytes;
-use futures::TryStreamExt;
+use std::collections::HashSet;
+
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
@@ -43,11 +45,22 @@ pub struct LogEntry {
     pub summary: Summary,
 }
 
+impl LoadedSource {
+    /// SPEC §7: an object is recognised by location, size and e-tag (or
+    /// last-modified when the store gives no e-tag).
+    pub fn key(&self) -> String {
+        let version = self.e_tag.as_deref().unwrap_or(&self.last_modified);
+        format!("{}\n{}\n{}", self.location, self.size, version)
+    }
+}
+
 /// What the log says about the warehouse when a run starts.
 #[derive(Debug, Default)]
 pub struct TableState {
     pub version: u64,
     pub columns: Vec<ColumnDef>,
+    /// [`LoadedSource::key`]s of every object loaded by a committed run.
+    pub loaded: HashSet<String>,
 }
 
 pub struct Warehouse {
@@ -57,6 +70,10 @@ pub struct Warehouse {
 impl Warehouse {
     pub fn new(location: Location) -> Self {
         Warehouse { location }
+    }
+
+    pub fn meta_path(&self, relative: &str) -> Path {
+        self.meta(relative)
     }
 
     fn meta(&self, relative: &str) -> Path {
@@ -79,24 +96,34 @@ impl Warehouse {
         move |source| Error::Warehouse { url: self.location.url(), action, source }
     }
 
-    /// Reads the latest log entry, finishing its commit if a crash cut it.
+    /// Reads the log, finishing the latest entry's commit if a crash cut it.
     pub async fn open(&self) -> Result<TableState> {
-        let Some(version) = self.latest_version().await? else {
+        let entries = self.entries().await?;
+        let Some(latest) = entries.last() else {
             return Ok(TableState::default());
         };
-        let entry = self.read_entry(version).await?;
-        self.publish(&entry).await?;
-        Ok(TableState { version, columns: entry.columns })
+        self.publish(latest).await?;
+        Ok(TableState {
+            version: latest.version,
+            columns: latest.columns.clone(),
+            loaded: entries.iter().flat_map(|e| &e.sources).map(LoadedSource::key).collect(),
+        })
     }
 
-    async fn latest_version(&self) -> Result<Option<u64>> {
+    /// Every committed run, oldest first.
+    pub async fn entries(&self) -> Result<Vec<LogEntry>> {
         let log = self.meta("log");
         let metas: Vec<_> =
             self.location.store.list(Some(&log)).try_collect().await.map_err(self.fail("listing the log"))?;
-        Ok(metas
+        let mut versions: Vec<u64> = metas
             .iter()
             .filter_map(|m| m.location.filename()?.strip_suffix(".json")?.parse::<u64>().ok())
-            .max())
+            .collect();
+        versions.sort_unstable();
+        futures::stream::iter(versions.into_iter().map(|v| self.read_entry(v)))
+            .buffered(16)
+            .try_collect()
+            .await
     }
 
     async fn read_entry(&self, version: u64) -> Result<LogEntry> {
@@ -130,6 +157,28 @@ impl Warehouse {
         }
         self.publish(entry).await?;
         self.remove_staging(&entry.run_id).await
+    }
+
+    /// Deletes the staging of every run but `run_id`: called under the lock,
+    /// so those runs are dead (or will fail to commit).
+    pub async fn remove_dead_staging(&self, run_id: &str) -> Result<()> {
+        let staging = self.meta("staging");
+        let runs = self
+            .location
+            .store
+            .list_with_delimiter(Some(&staging))
+            .await
+            .map_err(self.fail("listing staging"))?;
+        for dir in runs.common_prefixes {
+            match dir.filename() {
+                Some(other) if other != run_id => {
+                    tracing::info!(run = other, "removing the staged files of a run that did not commit");
+                    self.remove_staging(other).await?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// Deletes what is left under a run's staging prefix.

@@ -6,10 +6,9 @@
 use std::collections::{BTreeMap, HashSet};
 use std::io::{self, BufRead};
 
-use xxhash_rust::xxh3::xxh3_128_with_seed;
-
 use super::columns::Columns;
 use super::event::{Event, Outcome, ParseOptions, RejectReason, parse_line};
+use super::history::History;
 use super::lines::{Line, LineReader};
 use super::stage::{Stage, StagedEvent, StagedReject};
 use super::timestamp::{Micros, utc_date};
@@ -49,10 +48,10 @@ impl Counts {
 pub struct Ingest {
     pub columns: Columns,
     pub stage: Stage,
-    /// 128-bit hashes of the message ids accepted so far, seeded per run so
-    /// that ids cannot be crafted to collide.
+    /// Message ids of earlier runs, within the dedup window.
+    history: History,
+    /// Seeded 128-bit hashes of the message ids accepted so far in this run.
     seen: HashSet<u128>,
-    seed: u64,
     max_line_bytes: usize,
 }
 
@@ -63,8 +62,8 @@ pub struct ObjectInput<'a> {
 }
 
 impl Ingest {
-    pub fn new(columns: Columns, stage: Stage, max_line_bytes: usize) -> Self {
-        Ingest { columns, stage, seen: HashSet::new(), seed: rand::random(), max_line_bytes }
+    pub fn new(columns: Columns, stage: Stage, history: History, max_line_bytes: usize) -> Self {
+        Ingest { columns, stage, history, seen: HashSet::new(), max_line_bytes }
     }
 
     /// Reads one object to its end. On an error nothing of the object stays.
@@ -112,10 +111,16 @@ impl Ingest {
                         continue;
                     }
                     Outcome::Identify(event) => {
-                        let key = xxh3_128_with_seed(event.id.as_bytes(), self.seed);
-                        if self.seen.contains(&key) || !seen_here.insert(key) {
+                        let key = self.history.hash(&event.id);
+                        // Within a run any repeat is a duplicate; across runs
+                        // only within the window of `received_at`.
+                        if self.seen.contains(&key)
+                            || seen_here.contains(&key)
+                            || self.history.contains(key, event.received_at)?
+                        {
                             counts.duplicates += 1;
                         } else {
+                            seen_here.insert(key);
                             counts.identifies += 1;
                             let date = dates.date(event.received_at);
                             let staged = self.bind(event);

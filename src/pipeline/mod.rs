@@ -6,10 +6,12 @@ pub mod columns;
 pub mod commit;
 pub mod event;
 pub mod flatten;
+pub mod history;
 pub mod identifies;
 pub mod ingest;
 pub mod json;
 pub mod lines;
+pub mod lock;
 pub mod naming;
 pub mod parquet_out;
 pub mod read;
@@ -32,24 +34,68 @@ use crate::summary::{FailedFile, Summary};
 use columns::Columns;
 use commit::{LoadedSource, LogEntry, Warehouse};
 use event::ParseOptions;
+use history::History;
 use ingest::{Counts, Ingest, ObjectInput};
 use sources::{Source, list_sources};
 use stage::Stage;
 
 /// Runs `load` and returns its summary. Errors mean nothing was committed.
 pub async fn load(config: &LoadConfig, stores: &Stores) -> Result<Summary> {
+    locked(config, stores, None).await
+}
+
+/// `run`: `load`, then `build-users` unless the users table is already built
+/// from the current log, all under the warehouse lock.
+pub async fn run(config: &LoadConfig, stores: &Stores, threads: usize) -> Result<Summary> {
+    locked(config, stores, Some(threads)).await
+}
+
+async fn locked(config: &LoadConfig, stores: &Stores, build_threads: Option<usize>) -> Result<Summary> {
     let started = Instant::now();
-    let now = config.warehouse.now;
-    let run_id = run_id(now);
+    let run_id = run_id(config.warehouse.now);
     let warehouse = open_warehouse(stores, &config.warehouse.warehouse).await?;
+    let lock = lock::Lock::acquire(&warehouse, &run_id, config.warehouse.now).await?;
+    let mut outcome = load_locked(config, stores, &warehouse, &run_id).await;
+    if let (Ok(summary), Some(threads)) = (&mut outcome, build_threads) {
+        match users::current_users(&warehouse).await {
+            Ok(Some(users)) => summary.users = Some(users),
+            Ok(None) => match users::build_users(&config.warehouse, &warehouse, threads).await {
+                Ok(users) => summary.users = Some(users),
+                Err(e) => outcome = Err(e),
+            },
+            Err(e) => outcome = Err(e),
+        }
+    }
+    lock.release().await;
+    if let Ok(summary) = &mut outcome {
+        summary.elapsed_s = started.elapsed().as_secs_f64();
+    }
+    outcome
+}
+
+async fn load_locked(
+    config: &LoadConfig,
+    stores: &Stores,
+    warehouse: &Warehouse,
+    run_id: &str,
+) -> Result<Summary> {
+    let now = config.warehouse.now;
     let state = warehouse.open().await?;
+    warehouse.remove_dead_staging(run_id).await?;
     let sources = list_sources(stores, &config.inputs).await?;
+    let (sources, skipped): (Vec<Source>, Vec<Source>) =
+        sources.into_iter().partition(|s| !state.loaded.contains(&loaded_source(s).key()));
 
     let spill = config.warehouse.spill_dir.as_deref();
     let stage = Stage::new(spill).map_err(|source| spill_error(spill, source))?;
-    let mut ingest = Ingest::new(Columns::new(&state.columns), stage, config.max_line_bytes);
-    let mut summary =
-        Summary { run_id: run_id.clone(), files_seen: sources.len() as u64, ..Summary::default() };
+    let history = History::open(warehouse, config.dedup_window, rand::random()).await?;
+    let mut ingest = Ingest::new(Columns::new(&state.columns), stage, history, config.max_line_bytes);
+    let mut summary = Summary {
+        run_id: run_id.to_owned(),
+        files_seen: (sources.len() + skipped.len()) as u64,
+        files_skipped: skipped.len() as u64,
+        ..Summary::default()
+    };
     let mut counts = Counts::default();
     let mut loaded = Vec::new();
     for source in &sources {
@@ -70,9 +116,9 @@ pub async fn load(config: &LoadConfig, stores: &Stores) -> Result<Summary> {
         }
     }
 
-    let resolved = ingest.columns.resolve(config.max_columns, &run_id, &state.columns);
+    let resolved = ingest.columns.resolve(config.max_columns, run_id, &state.columns);
     let written =
-        write::write_tables(&warehouse, &mut ingest, &resolved, &run_id, now, config.batch_rows).await?;
+        write::write_tables(warehouse, &mut ingest, &resolved, run_id, now, config.batch_rows).await?;
     summary.lines = counts.lines;
     summary.blank_lines = counts.blank_lines;
     summary.identifies_loaded = counts.identifies;
@@ -83,12 +129,11 @@ pub async fn load(config: &LoadConfig, stores: &Stores) -> Result<Summary> {
     summary.discarded_values = written.discarded;
     summary.new_columns = resolved.new_columns.iter().map(|(n, t)| (n.clone(), t.to_string())).collect();
     summary.partitions = written.partitions;
-    summary.elapsed_s = started.elapsed().as_secs_f64();
 
     if !loaded.is_empty() {
         let entry = LogEntry {
             version: state.version + 1,
-            run_id: run_id.clone(),
+            run_id: run_id.to_owned(),
             started_at: now.to_rfc3339(),
             committed_at: chrono::Utc::now().to_rfc3339(),
             files: written.files,
@@ -98,7 +143,6 @@ pub async fn load(config: &LoadConfig, stores: &Stores) -> Result<Summary> {
         };
         warehouse.commit(&entry).await?;
     }
-    summary.elapsed_s = started.elapsed().as_secs_f64();
     Ok(summary)
 }
 

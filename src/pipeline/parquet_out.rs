@@ -30,6 +30,11 @@ impl ParquetOut {
         Ok(ParquetOut { writer, url })
     }
 
+    /// Records `key = value` in the file's footer.
+    pub fn set_metadata(&mut self, key: &str, value: String) {
+        self.writer.append_key_value_metadata(parquet::file::metadata::KeyValue::new(key.to_owned(), value));
+    }
+
     pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         self.writer.write(batch).await.map_err(|source| Error::Write { url: self.url.clone(), source })
     }

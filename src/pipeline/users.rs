@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
 
 use super::columns::ColumnDef;
 use super::commit::Warehouse;
@@ -19,9 +20,13 @@ use crate::session::{derived_file, register_tables, session};
 const IDENTITY_MAP_SQL: &str = include_str!("../../sql/identity_map.sql");
 const USERS_SQL: &str = include_str!("../../sql/users.sql");
 
+/// The footer key recording the log version a derived table was built from.
+const BUILT_FROM: &str = "identify_loader.log_version";
+
 /// Rebuilds both derived tables; returns the number of users.
 pub async fn build_users(config: &WarehouseConfig, warehouse: &Warehouse, threads: usize) -> Result<u64> {
     let state = warehouse.open().await?;
+    let version = state.version;
     remove_partial_files(warehouse);
     let ctx = session(config, threads, warehouse)?;
     register_tables(&ctx, warehouse, &state.columns).await?;
@@ -31,8 +36,33 @@ pub async fn build_users(config: &WarehouseConfig, warehouse: &Warehouse, thread
     }
     let view = format!("CREATE VIEW identity_map AS {IDENTITY_MAP_SQL}");
     run_sql(&ctx, &view).await?;
-    write_table(&ctx, warehouse, "identity_map", "SELECT * FROM identity_map ORDER BY anonymous_id").await?;
-    write_table(&ctx, warehouse, "users", &users_sql(&state.columns)).await
+    write_table(&ctx, warehouse, "identity_map", "SELECT * FROM identity_map ORDER BY anonymous_id", version)
+        .await?;
+    write_table(&ctx, warehouse, "users", &users_sql(&state.columns), version).await
+}
+
+/// The number of users, if `users` was built from the current log version:
+/// then a rebuild would change nothing, and `run` leaves the tables as they are.
+pub async fn current_users(warehouse: &Warehouse) -> Result<Option<u64>> {
+    let version = warehouse.open().await?.version.to_string();
+    let path = warehouse.table_path(&derived_file("users"));
+    let bytes = match warehouse.location.store.get(&path).await {
+        Ok(file) => file.bytes().await,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => Err(e),
+    }
+    .map_err(|source| Error::Warehouse {
+        url: warehouse.location.url(),
+        action: "reading users",
+        source,
+    })?;
+    let Ok(reader) = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes) else {
+        return Ok(None);
+    };
+    let meta = reader.metadata().file_metadata();
+    let built_from = meta.key_value_metadata().into_iter().flatten().find(|kv| kv.key == BUILT_FROM);
+    Ok((built_from.and_then(|kv| kv.value.as_deref()) == Some(version.as_str()))
+        .then(|| meta.num_rows() as u64))
 }
 
 /// `sql/users.sql` with the trait columns of `identifies` filled in.
@@ -82,7 +112,13 @@ async fn run_sql(ctx: &SessionContext, sql: &str) -> Result<datafusion::datafram
 }
 
 /// Streams a query's result into the table's single file.
-async fn write_table(ctx: &SessionContext, warehouse: &Warehouse, table: &str, sql: &str) -> Result<u64> {
+async fn write_table(
+    ctx: &SessionContext,
+    warehouse: &Warehouse,
+    table: &str,
+    sql: &str,
+    version: u64,
+) -> Result<u64> {
     let frame = run_sql(ctx, sql).await?;
     let schema = Arc::new(frame.schema().as_arrow().clone());
     let mut stream = frame
@@ -92,6 +128,7 @@ async fn write_table(ctx: &SessionContext, warehouse: &Warehouse, table: &str, s
     let path = warehouse.table_path(&derived_file(table));
     let url = warehouse.location.url_of(&path);
     let mut out = ParquetOut::create(Arc::clone(&warehouse.location.store), path, url, schema)?;
+    out.set_metadata(BUILT_FROM, version.to_string());
     let mut rows = 0;
     while let Some(batch) = stream
         .try_next()

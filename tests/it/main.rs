@@ -8,5 +8,6 @@ mod harness;
 mod memory;
 mod properties;
 mod readers;
+mod reruns;
 mod rules;
 mod users;

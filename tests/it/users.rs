@@ -20,7 +20,7 @@ fn run_fixtures(wh: &std::path::Path) -> identify_loader::summary::Summary {
     r.summary()
 }
 
-fn read_file(path: &std::path::Path) -> arrow::array::RecordBatch {
+pub fn read_file(path: &std::path::Path) -> arrow::array::RecordBatch {
     let file = std::fs::File::open(path).unwrap();
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
         .unwrap()
