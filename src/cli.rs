@@ -92,6 +92,18 @@ pub struct BuildArgs {
     #[arg(long, env = "IDENTIFY_LOADER_THREADS")]
     pub threads: Option<usize>,
 
+    /// Retries of a failed request to a remote store (5xx, dropped connection, timeout).
+    #[arg(long, env = "IDENTIFY_LOADER_MAX_RETRIES", default_value_t = 10)]
+    pub max_retries: usize,
+
+    /// Give up retrying a request after this long.
+    #[arg(long, env = "IDENTIFY_LOADER_RETRY_TIMEOUT", default_value = "3min", value_name = "DURATION")]
+    pub retry_timeout: String,
+
+    /// Time limit of one request to a remote store.
+    #[arg(long, env = "IDENTIFY_LOADER_REQUEST_TIMEOUT", default_value = "30s", value_name = "DURATION")]
+    pub request_timeout: String,
+
     /// The run's start time, RFC 3339 (testing: makes `loaded_at` repeatable).
     #[arg(long, hide = true, env = "IDENTIFY_LOADER_NOW")]
     pub now: Option<String>,
@@ -119,10 +131,15 @@ pub enum Format {
 
 impl Command {
     pub fn threads(&self) -> Option<usize> {
+        self.build_args().threads
+    }
+
+    /// The settings every command has.
+    pub fn build_args(&self) -> &BuildArgs {
         match self {
-            Command::Run(a) | Command::Load(a) => a.build.threads,
-            Command::BuildUsers(b) => b.threads,
-            Command::Query(q) => q.build.threads,
+            Command::Run(a) | Command::Load(a) => &a.build,
+            Command::BuildUsers(b) => b,
+            Command::Query(q) => &q.build,
         }
     }
 }

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use crate::cli::{BuildArgs, LoadArgs};
 use crate::error::{Error, Result};
 use crate::pipeline::read::ReadOptions;
+use crate::storage::StoreOptions;
 
 #[derive(Debug, Clone)]
 pub struct WarehouseConfig {
@@ -60,8 +61,7 @@ impl LoadConfig {
         if args.max_reject_ratio.is_nan() || args.max_reject_ratio < 0.0 {
             return Err(Error::Config("--max-reject-ratio must be 0 or more".into()));
         }
-        let dedup_window = humantime::parse_duration(&args.dedup_window)
-            .map_err(|e| Error::Config(format!("--dedup-window {:?}: {e}", args.dedup_window)))?;
+        let dedup_window = duration("--dedup-window", &args.dedup_window)?;
         Ok(LoadConfig {
             inputs: args.input.clone(),
             warehouse: WarehouseConfig::from_args(&args.build)?,
@@ -75,6 +75,19 @@ impl LoadConfig {
             batch_rows: args.batch_rows.max(1),
         })
     }
+}
+
+/// Store settings from the flags every command has.
+pub fn store_options(args: &BuildArgs) -> Result<StoreOptions> {
+    Ok(StoreOptions {
+        max_retries: args.max_retries,
+        retry_timeout: duration("--retry-timeout", &args.retry_timeout)?,
+        request_timeout: duration("--request-timeout", &args.request_timeout)?,
+    })
+}
+
+fn duration(flag: &str, text: &str) -> Result<Duration> {
+    humantime::parse_duration(text).map_err(|e| Error::Config(format!("{flag} {text:?}: {e}")))
 }
 
 /// A byte size such as `1048576`, `1MiB` or `2 GiB`.

@@ -8,7 +8,7 @@ use clap::Parser;
 use identify_loader::cli::{Cli, Command};
 use std::time::Instant;
 
-use identify_loader::config::{LoadConfig, WarehouseConfig};
+use identify_loader::config::{LoadConfig, WarehouseConfig, store_options};
 use identify_loader::pipeline::users::build_users;
 use identify_loader::query::query;
 use identify_loader::storage::Stores;
@@ -41,7 +41,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(command: Command) -> Result<ExitCode, Error> {
-    let stores = Stores::default();
+    let stores = Stores::new(store_options(command.build_args())?);
     let threads =
         command.threads().unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     let started = Instant::now();
@@ -86,8 +86,20 @@ fn finish(summary: &Summary, config: &LoadConfig) -> ExitCode {
     ExitCode::from(if degraded { 3 } else { 0 })
 }
 
+/// One line with the cause chain, skipping a cause whose text the message
+/// before it already holds (object_store's errors include their source).
 fn fatal(e: &anyhow::Error) -> ExitCode {
-    eprintln!("identify-loader: error: {e:#}");
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    eprintln!("identify-loader: error: {}", line.replace('\n', " "));
     ExitCode::from(1)
 }
 

@@ -27,6 +27,30 @@ pub async fn query(
     print(&batches, format).map_err(|e| Error::Query(format!("cannot print the result: {e}")))
 }
 
+/// CSV has no nested values: lists and structs are written as their text
+/// (`[a, b]`), as the table format shows them.
+fn flat(batch: &RecordBatch) -> std::result::Result<RecordBatch, Box<dyn std::error::Error>> {
+    use arrow::array::{Array, ArrayRef, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if field.data_type().is_nested() {
+            let formatter = ArrayFormatter::try_new(column.as_ref(), &FormatOptions::default())?;
+            let text: StringArray = (0..column.len())
+                .map(|i| column.is_valid(i).then(|| formatter.value(i).to_string()))
+                .collect();
+            fields.push(Field::new(field.name(), DataType::Utf8, true));
+            columns.push(std::sync::Arc::new(text));
+        } else {
+            fields.push(field.as_ref().clone());
+            columns.push(column.clone());
+        }
+    }
+    Ok(RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), columns)?)
+}
+
 fn print(batches: &[RecordBatch], format: Format) -> std::result::Result<(), Box<dyn std::error::Error>> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -35,7 +59,7 @@ fn print(batches: &[RecordBatch], format: Format) -> std::result::Result<(), Box
         Format::Csv => {
             let mut writer = arrow::csv::WriterBuilder::new().with_header(true).build(&mut out);
             for batch in batches {
-                writer.write(batch)?;
+                writer.write(&flat(batch)?)?;
             }
         }
         Format::Json => {

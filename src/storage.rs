@@ -6,14 +6,18 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use object_store::aws::AmazonS3Builder;
+use object_store::aws::AmazonS3ConfigKey;
+use object_store::azure::AzureConfigKey;
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::gcp::GoogleConfigKey;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreScheme};
+use object_store::{ClientConfigKey, ObjectStore, ObjectStoreScheme, RetryConfig};
 use url::Url;
 
 use crate::error::{Error, Result};
@@ -46,13 +50,53 @@ impl Location {
     }
 }
 
+/// How remote stores are talked to: retries with exponential backoff on
+/// transient faults (5xx, dropped connections, timeouts).
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub max_retries: usize,
+    pub retry_timeout: Duration,
+    pub request_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_retries: 10,
+            retry_timeout: Duration::from_secs(180),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl StoreOptions {
+    fn retry(&self) -> RetryConfig {
+        RetryConfig {
+            max_retries: self.max_retries,
+            retry_timeout: self.retry_timeout,
+            ..RetryConfig::default()
+        }
+    }
+
+    /// Set as a config key, so that the client options the builders read
+    /// from the environment (`AWS_ALLOW_HTTP`, …) stay.
+    fn timeout(&self) -> String {
+        humantime::format_duration(self.request_timeout).to_string()
+    }
+}
+
 /// Object stores by `scheme://authority`.
 #[derive(Debug, Default)]
 pub struct Stores {
+    options: StoreOptions,
     cache: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
 }
 
 impl Stores {
+    pub fn new(options: StoreOptions) -> Self {
+        Stores { options, cache: Mutex::default() }
+    }
+
     /// Resolves a URL or local path. `text` is the path part of the URL
     /// (decoded), returned for glob matching.
     pub fn resolve(&self, url: &str) -> Result<(Location, String)> {
@@ -105,15 +149,27 @@ impl Stores {
         let store: Arc<dyn ObjectStore> = match scheme {
             ObjectStoreScheme::Local => Arc::new(LocalFileSystem::new()),
             ObjectStoreScheme::Memory => Arc::new(InMemory::new()),
-            ObjectStoreScheme::AmazonS3 => {
-                Arc::new(AmazonS3Builder::from_env().with_url(url.as_str()).build()?)
-            }
-            ObjectStoreScheme::GoogleCloudStorage => {
-                Arc::new(GoogleCloudStorageBuilder::from_env().with_url(url.as_str()).build()?)
-            }
-            ObjectStoreScheme::MicrosoftAzure => {
-                Arc::new(MicrosoftAzureBuilder::from_env().with_url(url.as_str()).build()?)
-            }
+            ObjectStoreScheme::AmazonS3 => Arc::new(
+                AmazonS3Builder::from_env()
+                    .with_url(url.as_str())
+                    .with_retry(self.options.retry())
+                    .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), self.options.timeout())
+                    .build()?,
+            ),
+            ObjectStoreScheme::GoogleCloudStorage => Arc::new(
+                GoogleCloudStorageBuilder::from_env()
+                    .with_url(url.as_str())
+                    .with_retry(self.options.retry())
+                    .with_config(GoogleConfigKey::Client(ClientConfigKey::Timeout), self.options.timeout())
+                    .build()?,
+            ),
+            ObjectStoreScheme::MicrosoftAzure => Arc::new(
+                MicrosoftAzureBuilder::from_env()
+                    .with_url(url.as_str())
+                    .with_retry(self.options.retry())
+                    .with_config(AzureConfigKey::Client(ClientConfigKey::Timeout), self.options.timeout())
+                    .build()?,
+            ),
             other => {
                 return Err(object_store::Error::NotSupported {
                     source: format!("unsupported scheme {other:?}").into(),

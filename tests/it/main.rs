@@ -2,6 +2,7 @@
 //! made by the tests, with the Parquet read back.
 
 mod chunking;
+mod cloud;
 mod failures;
 mod fixtures;
 mod harness;
