@@ -9,7 +9,9 @@ use std::io::{self, BufRead};
 use super::columns::Columns;
 use super::event::{Event, Outcome, ParseOptions, RejectReason, parse_line};
 use super::history::History;
-use super::lines::{Line, LineReader};
+use rayon::prelude::*;
+
+use super::batches::{self, BatchLine, LineKind};
 use super::stage::{Stage, StagedEvent, StagedReject};
 use super::timestamp::{Micros, utc_date};
 
@@ -67,7 +69,7 @@ impl Ingest {
     }
 
     /// Reads one object to its end. On an error nothing of the object stays.
-    pub fn ingest_object(&mut self, input: impl BufRead, object: &ObjectInput) -> io::Result<Counts> {
+    pub fn ingest_object(&mut self, input: impl BufRead + Send, object: &ObjectInput) -> io::Result<Counts> {
         let columns = self.columns.checkpoint();
         let stage = self.stage.checkpoint();
         let mut seen_here = HashSet::new();
@@ -84,63 +86,91 @@ impl Ingest {
         }
     }
 
+    /// A reader thread decompresses and splits lines into batches; each
+    /// batch is parsed on all cores, then its outcomes are taken in order.
     fn read_lines(
         &mut self,
-        input: impl BufRead,
+        input: impl BufRead + Send,
         object: &ObjectInput,
         seen_here: &mut HashSet<u128>,
     ) -> io::Result<Counts> {
-        let mut counts = Counts::default();
-        let mut lines = LineReader::new(input, self.max_line_bytes);
-        let mut dates = DateCache::default();
-        while let Some((number, line)) = lines.next_line()? {
-            counts.lines += 1;
-            let (reason, message, raw) = match line {
-                Line::Blank => {
-                    counts.blank_lines += 1;
-                    continue;
+        let max_line_bytes = self.max_line_bytes;
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel(2);
+            scope.spawn(move || batches::produce(input, max_line_bytes, tx));
+            let mut counts = Counts::default();
+            let mut dates = DateCache::default();
+            for batch in rx {
+                let batch = batch?;
+                let outcomes: Vec<Option<Outcome>> = batch
+                    .lines
+                    .par_iter()
+                    .map(|line| {
+                        (line.kind == LineKind::Text).then(|| parse_line(batch.bytes(line), &object.parse))
+                    })
+                    .collect();
+                for (line, outcome) in batch.lines.iter().zip(outcomes) {
+                    self.take(&mut counts, &mut dates, seen_here, object, line, batch.bytes(line), outcome)?;
                 }
-                Line::TooLong { kept, len } => (
-                    RejectReason::LineTooLong,
-                    format!("line of {len} bytes is longer than --max-line-bytes {}", self.max_line_bytes),
-                    kept,
-                ),
-                Line::Text(text) => match parse_line(text, &object.parse) {
-                    Outcome::NonIdentify => {
-                        counts.non_identify += 1;
-                        continue;
-                    }
-                    Outcome::Identify(event) => {
-                        let key = self.history.hash(&event.id);
-                        // Within a run any repeat is a duplicate; across runs
-                        // only within the window of `received_at`.
-                        if self.seen.contains(&key)
-                            || seen_here.contains(&key)
-                            || self.history.contains(key, event.received_at)?
-                        {
-                            counts.duplicates += 1;
-                        } else {
-                            seen_here.insert(key);
-                            counts.identifies += 1;
-                            let date = dates.date(event.received_at);
-                            let staged = self.bind(event);
-                            self.stage.push_event(date, &staged)?;
-                        }
-                        continue;
-                    }
-                    Outcome::Reject(reason, message) => (reason, message, text),
-                },
-            };
-            counts.reject(reason);
-            self.stage.push_reject(&StagedReject {
-                source: object.url.to_owned(),
-                line: number,
-                reason,
-                message,
-                raw: raw.to_vec(),
-            })?;
-        }
-        Ok(counts)
+            }
+            Ok(counts)
+        })
+    }
+
+    /// Counts one line's outcome and stages its event or reject.
+    #[allow(clippy::too_many_arguments)]
+    fn take(
+        &mut self,
+        counts: &mut Counts,
+        dates: &mut DateCache,
+        seen_here: &mut HashSet<u128>,
+        object: &ObjectInput,
+        line: &BatchLine,
+        raw: &[u8],
+        outcome: Option<Outcome>,
+    ) -> io::Result<()> {
+        counts.lines += 1;
+        let (reason, message) = match (line.kind, outcome) {
+            (LineKind::Blank, _) => {
+                counts.blank_lines += 1;
+                return Ok(());
+            }
+            (LineKind::TooLong(len), _) => (
+                RejectReason::LineTooLong,
+                format!("line of {len} bytes is longer than --max-line-bytes {}", self.max_line_bytes),
+            ),
+            (_, Some(Outcome::Identify(event))) => {
+                let key = self.history.hash(&event.id);
+                // Within a run any repeat is a duplicate; across runs only
+                // within the window of `received_at`.
+                if self.seen.contains(&key)
+                    || seen_here.contains(&key)
+                    || self.history.contains(key, event.received_at)?
+                {
+                    counts.duplicates += 1;
+                } else {
+                    seen_here.insert(key);
+                    counts.identifies += 1;
+                    let date = dates.date(event.received_at);
+                    let staged = self.bind(event);
+                    self.stage.push_event(date, &staged)?;
+                }
+                return Ok(());
+            }
+            (_, Some(Outcome::Reject(reason, message))) => (reason, message),
+            (_, Some(Outcome::NonIdentify) | None) => {
+                counts.non_identify += 1;
+                return Ok(());
+            }
+        };
+        counts.reject(reason);
+        self.stage.push_reject(&StagedReject {
+            source: object.url.to_owned(),
+            line: line.number,
+            reason,
+            message,
+            raw: raw.to_vec(),
+        })
     }
 
     /// Binds the event's leaves to column ids.

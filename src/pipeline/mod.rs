@@ -2,6 +2,7 @@
 //! validate → dedup and stage (pass one) → settle columns → write tables to
 //! staging (pass two) → commit.
 
+pub mod batches;
 pub mod columns;
 pub mod commit;
 pub mod event;
