@@ -33,6 +33,8 @@ pub struct LoadConfig {
     pub max_reject_ratio: f64,
     pub read: ReadOptions,
     pub batch_rows: usize,
+    /// Partitions written at once.
+    pub threads: usize,
 }
 
 impl WarehouseConfig {
@@ -73,6 +75,10 @@ impl LoadConfig {
             max_reject_ratio: args.max_reject_ratio,
             read: ReadOptions { chunk_bytes: args.chunk_bytes, buffer_bytes: args.buffer_bytes.max(1) },
             batch_rows: args.batch_rows.max(1),
+            threads: args
+                .build
+                .threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
         })
     }
 }

@@ -63,6 +63,7 @@ pub struct TableState {
     pub loaded: HashSet<String>,
 }
 
+#[derive(Debug, Clone)]
 pub struct Warehouse {
     pub location: Location,
 }

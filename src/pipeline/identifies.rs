@@ -114,10 +114,9 @@ fn timestamps() -> TimestampMicrosecondBuilder {
 }
 
 /// Builds one record batch of `identifies` and its discards.
-pub struct BatchBuilder<'a> {
+pub struct BatchBuilder {
     schema: SchemaRef,
-    targets: &'a [Target],
-    names: &'a Columns,
+    columns: Arc<Bound>,
     loaded_at: Micros,
     rows: usize,
     id: StringBuilder,
@@ -133,18 +132,28 @@ pub struct BatchBuilder<'a> {
     discards: DiscardBuilder,
 }
 
-impl<'a> BatchBuilder<'a> {
-    pub fn new(
-        schema: SchemaRef,
-        columns: &[ColumnDef],
-        targets: &'a [Target],
-        names: &'a Columns,
-        loaded_at: Micros,
-    ) -> Self {
+/// Where each staged column id goes, and its name: shared by the writers of
+/// all partitions.
+#[derive(Debug)]
+pub struct Bound {
+    pub defs: Vec<ColumnDef>,
+    pub targets: Vec<Target>,
+    pub names: Vec<String>,
+}
+
+impl Bound {
+    pub fn new(defs: &[ColumnDef], targets: &[Target], columns: &Columns) -> Self {
+        let names = (0..targets.len() as u32).map(|id| columns.name(id).to_owned()).collect();
+        Bound { defs: defs.to_vec(), targets: targets.to_vec(), names }
+    }
+}
+
+impl BatchBuilder {
+    pub fn new(schema: SchemaRef, columns: Arc<Bound>, loaded_at: Micros) -> Self {
+        let dynamic = columns.defs.iter().map(|c| Column::new(c.column_type)).collect();
         BatchBuilder {
             schema,
-            targets,
-            names,
+            columns,
             loaded_at,
             rows: 0,
             id: StringBuilder::new(),
@@ -156,7 +165,7 @@ impl<'a> BatchBuilder<'a> {
             sent_at: timestamps(),
             channel: StringBuilder::new(),
             traits: StringBuilder::new(),
-            dynamic: columns.iter().map(|c| Column::new(c.column_type)).collect(),
+            dynamic,
             discards: DiscardBuilder::default(),
         }
     }
@@ -176,7 +185,7 @@ impl<'a> BatchBuilder<'a> {
         self.channel.append_option(event.channel.as_deref());
         self.traits.append_value(&event.traits);
         for (id, kind, text) in &event.values {
-            let reason = match self.targets[*id as usize] {
+            let reason = match self.columns.targets[*id as usize] {
                 Target::Column(i, t) => match convert(*kind, text, t) {
                     Some(value) => {
                         self.dynamic[i].pad_to(self.rows);
@@ -187,7 +196,7 @@ impl<'a> BatchBuilder<'a> {
                 },
                 Target::Discard(reason) => reason,
             };
-            self.discards.push(event, self.names.name(*id), &json_text(*kind, text), reason);
+            self.discards.push(event, &self.columns.names[*id as usize], &json_text(*kind, text), reason);
         }
         self.rows += 1;
     }

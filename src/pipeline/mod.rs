@@ -118,8 +118,16 @@ async fn load_locked(
     }
 
     let resolved = ingest.columns.resolve(config.max_columns, run_id, &state.columns);
-    let written =
-        write::write_tables(warehouse, &mut ingest, &resolved, run_id, now, config.batch_rows).await?;
+    let written = write::write_tables(
+        warehouse,
+        &mut ingest,
+        &resolved,
+        run_id,
+        now,
+        config.batch_rows,
+        config.threads,
+    )
+    .await?;
     summary.lines = counts.lines;
     summary.blank_lines = counts.blank_lines;
     summary.identifies_loaded = counts.identifies;

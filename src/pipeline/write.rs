@@ -1,18 +1,22 @@
 //! Pass two of a load: the staged spill becomes Parquet files of
 //! `identifies`, `discards` and `rejects` under the run's staging prefix,
-//! one file per table and partition.
+//! one file per table and partition. Partitions are written concurrently,
+//! each on its own task.
 
 use std::io;
 use std::sync::Arc;
 
+use arrow::datatypes::SchemaRef;
 use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
 
 use super::columns::Resolved;
 use super::commit::Warehouse;
-use super::identifies::{BatchBuilder, discards_schema, identifies_schema};
+use super::identifies::{BatchBuilder, Bound, discards_schema, identifies_schema};
 use super::ingest::Ingest;
 use super::parquet_out::ParquetOut;
 use super::rejects::{rejects_batch, rejects_schema};
+use super::stage::{Records, StagedEvent};
 use crate::error::{Error, Result};
 
 /// What pass two wrote, relative to the warehouse.
@@ -24,23 +28,28 @@ pub struct Written {
     pub discarded: u64,
 }
 
-struct Ctx<'a> {
-    warehouse: &'a Warehouse,
-    run_id: &'a str,
-    written: Written,
+/// What the writer of every partition needs.
+struct Job {
+    warehouse: Warehouse,
+    run_id: String,
+    schema: SchemaRef,
+    columns: Arc<Bound>,
+    loaded_at: i64,
+    batch_rows: usize,
 }
 
-impl Ctx<'_> {
+impl Job {
     fn create(
-        &mut self,
+        &self,
         table: &str,
         partition: &str,
-        schema: arrow::datatypes::SchemaRef,
+        schema: SchemaRef,
+        files: &mut Vec<String>,
     ) -> Result<ParquetOut> {
         let relative = format!("{table}/{partition}/part-{}.parquet", self.run_id);
-        let path = self.warehouse.staged(self.run_id, &relative);
+        let path = self.warehouse.staged(&self.run_id, &relative);
         let url = self.warehouse.location.url_of(&self.warehouse.table_path(&relative));
-        self.written.files.push(relative);
+        files.push(relative);
         ParquetOut::create(Arc::clone(&self.warehouse.location.store), path, url, schema)
     }
 }
@@ -52,64 +61,113 @@ pub async fn write_tables(
     run_id: &str,
     now: DateTime<Utc>,
     batch_rows: usize,
+    threads: usize,
 ) -> Result<Written> {
-    let mut ctx = Ctx { warehouse, run_id, written: Written::default() };
-    let loaded_at = now.timestamp_micros();
-    let schema = identifies_schema(&resolved.schema);
+    let job = Arc::new(Job {
+        warehouse: warehouse.clone(),
+        run_id: run_id.to_owned(),
+        schema: identifies_schema(&resolved.schema),
+        columns: Arc::new(Bound::new(&resolved.schema, &resolved.targets, &ingest.columns)),
+        loaded_at: now.timestamp_micros(),
+        batch_rows,
+    });
+    let mut partitions = Vec::new();
     for date in ingest.stage.dates() {
-        let partition = format!("received_date={date}");
-        let mut out = ctx.create("identifies", &partition, Arc::clone(&schema))?;
-        let mut discards: Option<ParquetOut> = None;
-        let mut builder = BatchBuilder::new(
-            Arc::clone(&schema),
-            &resolved.schema,
-            &resolved.targets,
-            &ingest.columns,
-            loaded_at,
-        );
-        let mut events = ingest.stage.read_events(&date).map_err(spill)?.peekable();
-        while events.peek().is_some() {
-            tokio::task::block_in_place(|| -> Result<()> {
-                for event in events.by_ref() {
-                    builder.push(&event.map_err(spill)?);
-                    if builder.rows() == batch_rows {
-                        break;
-                    }
-                }
-                Ok(())
-            })?;
-            let (batch, discarded) = builder.finish();
-            out.write(&batch).await?;
-            if let Some(discarded) = discarded {
-                ctx.written.discarded += discarded.num_rows() as u64;
-                if discards.is_none() {
-                    discards = Some(ctx.create("discards", &partition, discards_schema())?);
-                }
-                if let Some(d) = discards.as_mut() {
-                    d.write(&discarded).await?;
+        partitions.push((date.clone(), ingest.stage.read_events(&date).map_err(spill)?));
+    }
+    let mut written = Written::default();
+    let parts: Vec<(Vec<String>, u64)> = futures::stream::iter(partitions)
+        .map(|(date, events)| {
+            let job = Arc::clone(&job);
+            async move {
+                match tokio::spawn(write_partition(job, date, events)).await {
+                    Ok(result) => result,
+                    Err(e) => std::panic::resume_unwind(e.into_panic()),
                 }
             }
-        }
-        out.close().await?;
-        if let Some(d) = discards {
-            d.close().await?;
-        }
-        ctx.written.partitions.push(partition);
+        })
+        .buffered(threads.max(1))
+        .try_collect()
+        .await?;
+    for (date, (files, discarded)) in ingest.stage.dates().into_iter().zip(parts) {
+        written.partitions.push(format!("received_date={date}"));
+        written.files.extend(files);
+        written.discarded += discarded;
     }
     if ingest.stage.reject_count() > 0 {
         let partition = format!("received_date={}", now.format("%Y-%m-%d"));
-        let mut out = ctx.create("rejects", &partition, rejects_schema())?;
+        let mut out = job.create("rejects", &partition, rejects_schema(), &mut written.files)?;
         let mut rejects = ingest.stage.read_rejects().map_err(spill)?.peekable();
         while rejects.peek().is_some() {
             let chunk = tokio::task::block_in_place(|| {
                 rejects.by_ref().take(batch_rows).collect::<io::Result<Vec<_>>>()
             })
             .map_err(spill)?;
-            out.write(&rejects_batch(&chunk, loaded_at)).await?;
+            out.write(&rejects_batch(&chunk, job.loaded_at)).await?;
         }
         out.close().await?;
     }
-    Ok(ctx.written)
+    Ok(written)
+}
+
+/// One partition's `identifies` file and, if any value was discarded, its
+/// `discards` file. Batches are built on a blocking thread.
+async fn write_partition(
+    job: Arc<Job>,
+    date: String,
+    events: Records<StagedEvent>,
+) -> Result<(Vec<String>, u64)> {
+    let partition = format!("received_date={date}");
+    let mut files = Vec::new();
+    let mut out = job.create("identifies", &partition, Arc::clone(&job.schema), &mut files)?;
+    let mut discards: Option<ParquetOut> = None;
+    let mut discarded = 0;
+    let mut state =
+        (BatchBuilder::new(Arc::clone(&job.schema), Arc::clone(&job.columns), job.loaded_at), events);
+    loop {
+        let rows = job.batch_rows;
+        let (next, built) = tokio::task::spawn_blocking(move || {
+            let (mut builder, mut events) = state;
+            let mut failed = None;
+            for event in events.by_ref() {
+                match event {
+                    Ok(event) => builder.push(&event),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+                if builder.rows() == rows {
+                    break;
+                }
+            }
+            let built = match failed {
+                Some(e) => Err(e),
+                None if builder.rows() == 0 => Ok(None),
+                None => Ok(Some(builder.finish())),
+            };
+            ((builder, events), built)
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        state = next;
+        let Some((batch, discarded_batch)) = built.map_err(spill)? else { break };
+        out.write(&batch).await?;
+        if let Some(d) = discarded_batch {
+            discarded += d.num_rows() as u64;
+            if discards.is_none() {
+                discards = Some(job.create("discards", &partition, discards_schema(), &mut files)?);
+            }
+            if let Some(out) = discards.as_mut() {
+                out.write(&d).await?;
+            }
+        }
+    }
+    out.close().await?;
+    if let Some(d) = discards {
+        d.close().await?;
+    }
+    Ok((files, discarded))
 }
 
 fn spill(source: io::Error) -> Error {

@@ -27,6 +27,7 @@ fn config(inputs: &[&str], warehouse: &str) -> LoadConfig {
         max_reject_ratio: 1.0,
         read: ReadOptions::default(),
         batch_rows: 8192,
+        threads: 2,
     }
 }
 

@@ -74,6 +74,7 @@ fn config(inputs: Vec<String>, warehouse: &str) -> LoadConfig {
         max_reject_ratio: 1.0,
         read: ReadOptions::default(),
         batch_rows: 8192,
+        threads: 2,
     }
 }
 
