@@ -18,6 +18,16 @@ pub struct Cli {
     /// Only errors on stderr.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+
+    /// Log lines as human-readable text or JSON (for log collectors).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "IDENTIFY_LOADER_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -30,13 +40,36 @@ pub enum Command {
     BuildUsers(BuildArgs),
     /// Run SQL over the warehouse's tables.
     Query(QueryArgs),
+    /// List recent committed runs, newest first, like a sync history.
+    Runs(InspectArgs),
+    /// The columns and types of every table, and when each dynamic column appeared.
+    Schema(InspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    #[command(flatten)]
+    pub build: BuildArgs,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table, env = "IDENTIFY_LOADER_FORMAT")]
+    pub format: Format,
+
+    /// How many runs to list.
+    #[arg(long, default_value_t = 20, env = "IDENTIFY_LOADER_LIMIT")]
+    pub limit: usize,
 }
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// Source prefixes or globs (local path, file://, s3://, gs://, az://, memory://).
-    #[arg(long, required = true, num_args = 1.., value_name = "URL")]
+    /// Source prefixes or globs (local path, file://, s3://, gs://, az://, memory://);
+    /// the environment variable takes a comma-separated list.
+    #[arg(long, required = true, num_args = 1.., value_name = "URL", env = "IDENTIFY_LOADER_INPUT", value_delimiter = ',')]
     pub input: Vec<String>,
+
+    /// List the objects that would be loaded and those skipped as already loaded; write nothing.
+    #[arg(long, env = "IDENTIFY_LOADER_DRY_RUN")]
+    pub dry_run: bool,
 
     #[command(flatten)]
     pub build: BuildArgs,
@@ -62,7 +95,7 @@ pub struct LoadArgs {
     pub max_reject_ratio: f64,
 
     /// Re-cut source streams into chunks of this many bytes (testing).
-    #[arg(long, hide = true, default_value_t = 0)]
+    #[arg(long, hide = true, default_value_t = 0, env = "IDENTIFY_LOADER_CHUNK_BYTES")]
     pub chunk_bytes: usize,
 
     /// Read buffer capacity in bytes (testing).
@@ -115,7 +148,7 @@ pub struct QueryArgs {
     pub build: BuildArgs,
 
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
+    #[arg(long, value_enum, default_value_t = Format::Table, env = "IDENTIFY_LOADER_FORMAT")]
     pub format: Format,
 
     /// The SQL to run.
@@ -140,6 +173,7 @@ impl Command {
             Command::Run(a) | Command::Load(a) => &a.build,
             Command::BuildUsers(b) => b,
             Command::Query(q) => &q.build,
+            Command::Runs(i) | Command::Schema(i) => &i.build,
         }
     }
 }

@@ -35,6 +35,9 @@ pub struct LoadConfig {
     pub batch_rows: usize,
     /// Partitions written at once.
     pub threads: usize,
+    /// Show a progress bar when stderr is a terminal.
+    pub progress: bool,
+    pub dry_run: bool,
 }
 
 impl WarehouseConfig {
@@ -79,6 +82,8 @@ impl LoadConfig {
                 .build
                 .threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
+            progress: true,
+            dry_run: args.dry_run,
         })
     }
 }

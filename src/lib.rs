@@ -4,7 +4,9 @@
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod inspect;
 pub mod pipeline;
+pub mod progress;
 pub mod query;
 pub mod session;
 pub mod storage;

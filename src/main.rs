@@ -3,17 +3,17 @@
 //! with failed sources or too many rejects.
 
 use std::process::ExitCode;
+use std::time::Instant;
 
 use clap::Parser;
-use identify_loader::cli::{Cli, Command};
-use std::time::Instant;
+use identify_loader::cli::{Cli, Command, LogFormat};
 
 use identify_loader::config::{LoadConfig, WarehouseConfig, store_options};
 use identify_loader::pipeline::users::build_users;
 use identify_loader::query::query;
 use identify_loader::storage::Stores;
 use identify_loader::summary::Summary;
-use identify_loader::{Error, pipeline};
+use identify_loader::{Error, inspect, pipeline};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -28,7 +28,7 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => return fatal(&anyhow::Error::from(e)),
     };
-    match runtime.block_on(run(cli.command)) {
+    match runtime.block_on(run(cli.command, cli.quiet)) {
         Ok(code) => code,
         Err(Error::Config(message)) => {
             eprintln!("identify-loader: {message}");
@@ -42,21 +42,39 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command) -> Result<ExitCode, Error> {
+async fn run(command: Command, quiet: bool) -> Result<ExitCode, Error> {
     let stores = Stores::new(store_options(command.build_args())?);
     let threads =
         command.threads().unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     let started = Instant::now();
     match command {
-        Command::Load(args) => {
+        Command::Load(args) | Command::Run(args) if args.dry_run => {
             let config = LoadConfig::from_args(&args)?;
+            let summary = pipeline::dry_run(&config, &stores).await?;
+            print_summary(&summary);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Load(args) => {
+            let config = LoadConfig { progress: !quiet, ..LoadConfig::from_args(&args)? };
             let summary = pipeline::load(&config, &stores).await?;
             Ok(finish(&summary, &config))
         }
         Command::Run(args) => {
-            let config = LoadConfig::from_args(&args)?;
+            let config = LoadConfig { progress: !quiet, ..LoadConfig::from_args(&args)? };
             let summary = pipeline::run(&config, &stores, threads).await?;
             Ok(finish(&summary, &config))
+        }
+        Command::Runs(args) => {
+            let config = WarehouseConfig::from_args(&args.build)?;
+            let warehouse = pipeline::open_warehouse(&stores, &config.warehouse).await?;
+            inspect::runs(&warehouse, args.limit, args.format).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schema(args) => {
+            let config = WarehouseConfig::from_args(&args.build)?;
+            let warehouse = pipeline::open_warehouse(&stores, &config.warehouse).await?;
+            inspect::schema(&warehouse, args.format).await?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::BuildUsers(args) => {
             let config = WarehouseConfig::from_args(&args)?;
@@ -68,7 +86,7 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
                 elapsed_s: started.elapsed().as_secs_f64(),
                 ..Summary::default()
             };
-            println!("{}", serde_json::to_string(&summary).unwrap_or_default());
+            print_summary(&summary);
             Ok(ExitCode::SUCCESS)
         }
         Command::Query(args) => {
@@ -80,10 +98,16 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
     }
 }
 
+/// The summary, as the last line on stdout (a closed pipe is not an error).
+fn print_summary(summary: &Summary) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{}", serde_json::to_string(summary).unwrap_or_default());
+}
+
 /// Prints the summary and picks the exit code: 3 when committed with
 /// failed sources or too many rejects.
 fn finish(summary: &Summary, config: &LoadConfig) -> ExitCode {
-    println!("{}", serde_json::to_string(summary).unwrap_or_default());
+    print_summary(summary);
     let degraded = !summary.files_failed.is_empty() || summary.reject_ratio_exceeded(config.max_reject_ratio);
     ExitCode::from(if degraded { 3 } else { 0 })
 }
@@ -114,5 +138,9 @@ fn init_logging(cli: &Cli) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
 }

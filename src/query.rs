@@ -51,7 +51,7 @@ fn flat(batch: &RecordBatch) -> std::result::Result<RecordBatch, Box<dyn std::er
     Ok(RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), columns)?)
 }
 
-fn print(batches: &[RecordBatch], format: Format) -> std::result::Result<(), Box<dyn std::error::Error>> {
+pub fn print(batches: &[RecordBatch], format: Format) -> std::result::Result<(), Box<dyn std::error::Error>> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match format {

@@ -99,11 +99,22 @@ impl Warehouse {
 
     /// Reads the log, finishing the latest entry's commit if a crash cut it.
     pub async fn open(&self) -> Result<TableState> {
+        self.state(true).await
+    }
+
+    /// Reads the log and writes nothing (`--dry-run`).
+    pub async fn read_state(&self) -> Result<TableState> {
+        self.state(false).await
+    }
+
+    async fn state(&self, publish: bool) -> Result<TableState> {
         let entries = self.entries().await?;
         let Some(latest) = entries.last() else {
             return Ok(TableState::default());
         };
-        self.publish(latest).await?;
+        if publish {
+            self.publish(latest).await?;
+        }
         Ok(TableState {
             version: latest.version,
             columns: latest.columns.clone(),

@@ -24,12 +24,14 @@ pub mod typing;
 pub mod users;
 pub mod write;
 
+use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use crate::config::LoadConfig;
 use crate::error::{Error, Result};
+use crate::progress::Progress;
 use crate::storage::Stores;
 use crate::summary::{FailedFile, Summary};
 use columns::Columns;
@@ -99,8 +101,11 @@ async fn load_locked(
     };
     let mut counts = Counts::default();
     let mut loaded = Vec::new();
-    for source in &sources {
+    let total_bytes = sources.iter().map(|s| s.meta.size).sum();
+    let mut progress = Progress::new(total_bytes, sources.len(), !config.progress);
+    for (done, source) in sources.iter().enumerate() {
         let bytes = Arc::new(AtomicU64::new(0));
+        progress.follow(Arc::clone(&bytes));
         let outcome;
         (ingest, outcome) = ingest_source(ingest, source, config, Arc::clone(&bytes)).await;
         match outcome {
@@ -115,7 +120,9 @@ async fn load_locked(
                 summary.files_failed.push(FailedFile { source: source.url.clone(), error: e.to_string() });
             }
         }
+        progress.object_done(done + 1, source.meta.size, counts.lines);
     }
+    progress.finish();
 
     let resolved = ingest.columns.resolve(config.max_columns, run_id, &state.columns);
     let written = write::write_tables(
@@ -205,6 +212,26 @@ fn loaded_source(source: &Source) -> LoadedSource {
         e_tag: source.meta.e_tag.clone(),
         last_modified: source.meta.last_modified.to_rfc3339(),
     }
+}
+
+/// `--dry-run`: the objects a load would read and those it would skip as
+/// already loaded, with their sizes, one per line on stdout. Writes nothing,
+/// not even the lock.
+pub async fn dry_run(config: &LoadConfig, stores: &Stores) -> Result<Summary> {
+    let (location, _) = stores.resolve(&config.warehouse.warehouse)?;
+    let state = Warehouse::new(location).read_state().await?;
+    let sources = list_sources(stores, &config.inputs).await?;
+    let mut summary = Summary { run_id: run_id(config.warehouse.now), ..Summary::default() };
+    let mut out = std::io::stdout().lock();
+    for source in &sources {
+        let loaded = state.loaded.contains(&loaded_source(source).key());
+        let (action, note) = if loaded { ("skip", "  (already loaded)") } else { ("load", "") };
+        // A closed pipe (`| head`) is not an error of the dry run.
+        let _ = writeln!(out, "{action} {:>14} {}{note}", source.meta.size, source.url);
+        summary.files_seen += 1;
+        summary.files_skipped += u64::from(loaded);
+    }
+    Ok(summary)
 }
 
 /// A sortable, unique run id: the start time and a random suffix.

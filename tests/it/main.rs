@@ -7,6 +7,7 @@ mod failures;
 mod fixtures;
 mod harness;
 mod memory;
+mod ops;
 mod properties;
 mod readers;
 mod reruns;

@@ -28,6 +28,8 @@ fn config(inputs: &[&str], warehouse: &str) -> LoadConfig {
         read: ReadOptions::default(),
         batch_rows: 8192,
         threads: 2,
+        progress: false,
+        dry_run: false,
     }
 }
 

@@ -75,6 +75,8 @@ fn config(inputs: Vec<String>, warehouse: &str) -> LoadConfig {
         read: ReadOptions::default(),
         batch_rows: 8192,
         threads: 2,
+        progress: false,
+        dry_run: false,
     }
 }
 
