@@ -27,6 +27,7 @@ impl Progress {
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar());
             bar.set_style(style.progress_chars("=> "));
+            bar.set_message(format!("0/{objects} objects"));
             bar
         } else {
             ProgressBar::hidden()
