@@ -4,34 +4,43 @@
 --
 -- Templated by src/pipeline/users.rs for the trait columns of identifies:
 --   trait_aggregates (placeholder below), for each trait column c:
---       , last_value(c ORDER BY "timestamp", received_at, id) FILTER (WHERE c IS NOT NULL) AS c
+--       , last_value(c ORDER BY "il$event_order") FILTER (WHERE c IS NOT NULL) AS c
 --     the latest non-null value: a null never erases a value, and an older
 --     (late, backfilled) event never overrides a newer one.
 --   trait_columns (placeholder below), for each trait column c: , c
 --     (with `name` filled from first_name and last_name when still null).
+-- Internal names hold a `$`, which no column name of identifies can.
 WITH owned AS (
-    SELECT COALESCE(i.user_id, m.user_id) AS owner,
-           CASE WHEN m.user_id = COALESCE(i.user_id, m.user_id) THEN i.anonymous_id END AS owned_anonymous_id,
+    -- One Int64 for the event order, so that the per-column aggregates
+    -- compare a single primitive instead of three columns.
+    SELECT row_number() OVER (ORDER BY i."timestamp", i.received_at, i.id) AS "il$event_order",
+           COALESCE(i.user_id, m.user_id) AS "il$owner",
            i.*
     FROM identifies AS i
     LEFT JOIN identity_map AS m ON i.anonymous_id = m.anonymous_id
 ),
 collapsed AS (
-    SELECT owner,
-           array_agg(DISTINCT owned_anonymous_id) FILTER (WHERE owned_anonymous_id IS NOT NULL) AS owned_anonymous_ids,
+    SELECT "il$owner",
            min("timestamp") AS first_seen_at,
            max("timestamp") AS last_seen_at,
            count(*) AS identify_count
            {{trait_aggregates}}
     FROM owned
-    WHERE owner IS NOT NULL
-    GROUP BY owner
+    WHERE "il$owner" IS NOT NULL
+    GROUP BY "il$owner"
+),
+-- The anonymous ids that belong to a user are its identity_map rows.
+anonymous AS (
+    SELECT user_id AS "il$owner", array_agg(anonymous_id) AS "il$anonymous_ids"
+    FROM identity_map
+    GROUP BY user_id
 )
-SELECT owner AS id,
-       array_sort(COALESCE(owned_anonymous_ids, arrow_cast(make_array(), 'List(Utf8)'))) AS anonymous_ids,
+SELECT collapsed."il$owner" AS id,
+       array_sort(COALESCE(anonymous."il$anonymous_ids", arrow_cast(make_array(), 'List(Utf8)'))) AS anonymous_ids,
        first_seen_at,
        last_seen_at,
        identify_count
        {{trait_columns}}
 FROM collapsed
+LEFT JOIN anonymous ON anonymous."il$owner" = collapsed."il$owner"
 ORDER BY id

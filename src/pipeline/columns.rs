@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::flatten::Leaf;
+use super::json::FastHash;
 use super::typing::ColumnType;
 
 /// A dynamic column of the table as recorded in the warehouse log.
@@ -36,8 +37,8 @@ struct Entry {
 #[derive(Debug, Default)]
 pub struct Columns {
     entries: Vec<Entry>,
-    valid: HashMap<String, u32>,
-    invalid: HashMap<String, u32>,
+    valid: HashMap<String, u32, FastHash>,
+    invalid: HashMap<String, u32, FastHash>,
 }
 
 /// Where the values staged under one column id go.

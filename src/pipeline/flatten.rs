@@ -19,6 +19,8 @@ pub struct Leaf {
     pub text: String,
 }
 
+type Columns = IndexMap<String, Candidate, super::json::FastHash>;
+
 struct Candidate {
     /// The key path joined with `_` is spelled exactly as the column.
     exact: bool,
@@ -31,7 +33,7 @@ struct Candidate {
 pub fn flatten_event(context: Option<&RawObject>, traits: &RawObject) -> Vec<Leaf> {
     let mut leaves = Vec::new();
     if let Some(context) = context {
-        let mut columns = IndexMap::new();
+        let mut columns = Columns::default();
         let mut path = String::from("context");
         for (key, value) in &context.0 {
             if key != "traits" {
@@ -40,7 +42,7 @@ pub fn flatten_event(context: Option<&RawObject>, traits: &RawObject) -> Vec<Lea
         }
         push_columns(columns, &mut leaves);
     }
-    let mut columns = IndexMap::new();
+    let mut columns = Columns::default();
     let mut path = String::new();
     for (key, value) in &traits.0 {
         visit(false, key, Raw::of(value), &mut path, LeafSource::Trait, &mut columns, &mut leaves);
@@ -57,7 +59,7 @@ fn visit(
     value: Raw,
     path: &mut String,
     source: LeafSource,
-    columns: &mut IndexMap<String, Candidate>,
+    columns: &mut Columns,
     invalid: &mut Vec<Leaf>,
 ) {
     let len = path.len();
@@ -104,7 +106,7 @@ fn visit(
 }
 
 /// Segment's reserved-trait rule: `name` from `first_name` and `last_name`.
-fn fill_name(columns: &mut IndexMap<String, Candidate>) {
+fn fill_name(columns: &mut Columns) {
     if columns.contains_key("name") {
         return;
     }
@@ -119,7 +121,7 @@ fn fill_name(columns: &mut IndexMap<String, Candidate>) {
     }
 }
 
-fn push_columns(columns: IndexMap<String, Candidate>, leaves: &mut Vec<Leaf>) {
+fn push_columns(columns: Columns, leaves: &mut Vec<Leaf>) {
     leaves.extend(columns.into_iter().map(|(name, c)| Leaf { column: Ok(name), kind: c.kind, text: c.text }));
 }
 

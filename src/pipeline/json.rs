@@ -11,7 +11,11 @@ use serde_json::value::RawValue;
 /// A JSON object's members in input order. A key given twice keeps its first
 /// position and its last value, as JSON parsers in Python and JavaScript do.
 #[derive(Debug, Default)]
-pub struct RawObject<'a>(pub IndexMap<Cow<'a, str>, &'a RawValue>);
+pub struct RawObject<'a>(pub IndexMap<Cow<'a, str>, &'a RawValue, FastHash>);
+
+/// Keys come from the input, but a collision only costs time within one
+/// line: a fast hash beats SipHash's protection here.
+pub type FastHash = foldhash::fast::RandomState;
 
 /// Why a text is not a JSON object.
 #[derive(Debug, PartialEq, Eq)]
@@ -35,7 +39,9 @@ impl<'a> RawObject<'a> {
             }
         }
         let object = Self::parse(text)?;
-        if depth(text) > MAX_DEPTH {
+        // Only a line with more brackets than the limit can nest that deep.
+        let brackets = memchr::memchr2_iter(b'{', b'[', text.as_bytes()).count();
+        if brackets > MAX_DEPTH && depth(text) > MAX_DEPTH {
             return Err(NotObject::InvalidJson(format!("nested deeper than {MAX_DEPTH} levels")));
         }
         Ok(object)
@@ -249,7 +255,8 @@ impl<'de> Deserialize<'de> for RawObject<'de> {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut members = IndexMap::with_capacity(map.size_hint().unwrap_or(8));
+                let mut members =
+                    IndexMap::with_capacity_and_hasher(map.size_hint().unwrap_or(8), FastHash::default());
                 while let Some(CowStr(key)) = map.next_key()? {
                     let value: &'de RawValue = map.next_value()?;
                     members.insert(key, value);

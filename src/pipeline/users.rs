@@ -73,7 +73,7 @@ pub fn users_sql(columns: &[ColumnDef]) -> String {
     for c in &traits {
         let q = quote(&c.name);
         aggregates.push_str(&format!(
-            "\n           , last_value({q} ORDER BY \"timestamp\", received_at, id) FILTER (WHERE {q} IS NOT NULL) AS {q}"
+            "\n           , last_value({q} ORDER BY \"il$event_order\") FILTER (WHERE {q} IS NOT NULL) AS {q}"
         ));
         selected.push_str(&format!("\n       , {}", name_fill(c, &traits).unwrap_or(q)));
     }
