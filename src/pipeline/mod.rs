@@ -82,6 +82,7 @@ async fn load_locked(
     warehouse: &Warehouse,
     run_id: &str,
 ) -> Result<Summary> {
+    let started = Instant::now();
     let now = config.warehouse.now;
     let state = warehouse.open().await?;
     warehouse.remove_dead_staging(run_id).await?;
@@ -123,6 +124,12 @@ async fn load_locked(
         progress.object_done(done + 1, source.meta.size, counts.lines);
     }
     progress.finish();
+    tracing::info!(
+        objects = sources.len(),
+        lines = counts.lines,
+        seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
+        "read, parsed and staged"
+    );
 
     let resolved = ingest.columns.resolve(config.max_columns, run_id, &state.columns);
     let written = write::write_tables(
@@ -135,6 +142,11 @@ async fn load_locked(
         config.threads,
     )
     .await?;
+    tracing::info!(
+        partitions = written.partitions.len(),
+        seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
+        "wrote the staged Parquet files"
+    );
     summary.lines = counts.lines;
     summary.blank_lines = counts.blank_lines;
     summary.identifies_loaded = counts.identifies;
