@@ -11,12 +11,13 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 
-    /// More logging (-v: debug, -vv: trace). RUST_LOG overrides.
+    /// More logging (-v: debug, -vv: trace). Its environment form is RUST_LOG
+    /// (e.g. RUST_LOG=identify_loader=debug), which overrides it.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
-    /// Only errors on stderr.
-    #[arg(short, long, global = true)]
+    /// Only errors on stderr, and no progress bar.
+    #[arg(short, long, global = true, env = "IDENTIFY_LOADER_QUIET")]
     pub quiet: bool,
 
     /// Log lines as human-readable text or JSON (for log collectors).
@@ -99,11 +100,11 @@ pub struct LoadArgs {
     pub chunk_bytes: usize,
 
     /// Read buffer capacity in bytes (testing).
-    #[arg(long, hide = true, default_value_t = 256 * 1024)]
+    #[arg(long, hide = true, default_value_t = 256 * 1024, env = "IDENTIFY_LOADER_BUFFER_BYTES")]
     pub buffer_bytes: usize,
 
     /// Rows per written record batch (testing).
-    #[arg(long, hide = true, default_value_t = 8192)]
+    #[arg(long, hide = true, default_value_t = 8192, env = "IDENTIFY_LOADER_BATCH_ROWS")]
     pub batch_rows: usize,
 }
 
