@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use object_store::ObjectStoreExt;
 
 use crate::cli::Format;
 use crate::error::{Error, Result};
@@ -14,7 +13,7 @@ use crate::pipeline::commit::Warehouse;
 use crate::pipeline::identifies::{discards_schema, identifies_schema};
 use crate::pipeline::rejects::rejects_schema;
 use crate::query::print;
-use crate::session::derived_file;
+use crate::session::derived_reader;
 
 /// Committed runs, newest first: a warehouse sync history.
 pub async fn runs(warehouse: &Warehouse, limit: usize, format: Format) -> Result<()> {
@@ -104,20 +103,7 @@ fn type_name(t: &DataType) -> String {
 }
 
 async fn derived_schema(warehouse: &Warehouse, table: &str) -> Result<Option<Schema>> {
-    let path = warehouse.table_path(&derived_file(table));
-    let bytes = match warehouse.location.store.get(&path).await {
-        Ok(file) => file.bytes().await,
-        Err(object_store::Error::NotFound { .. }) => return Ok(None),
-        Err(e) => Err(e),
-    }
-    .map_err(|source| Error::Warehouse {
-        url: warehouse.location.url(),
-        action: "reading a table",
-        source,
-    })?;
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .map_err(|source| Error::Write { url: warehouse.location.url_of(&path), source })?;
-    Ok(Some(reader.schema().as_ref().clone()))
+    Ok(derived_reader(warehouse, table).await?.map(|reader| reader.schema().as_ref().clone()))
 }
 
 fn output(batch: std::result::Result<RecordBatch, arrow::error::ArrowError>, format: Format) -> Result<()> {

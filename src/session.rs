@@ -11,6 +11,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::config::WarehouseConfig;
 use crate::error::{Error, Result};
@@ -24,13 +25,39 @@ pub fn derived_file(table: &str) -> String {
     format!("{table}/{table}.parquet")
 }
 
+/// The footer reader of a derived table's file, or `None` if it is not built.
+pub async fn derived_reader(
+    warehouse: &Warehouse,
+    table: &str,
+) -> Result<Option<ParquetRecordBatchReaderBuilder<bytes::Bytes>>> {
+    let path = warehouse.table_path(&derived_file(table));
+    let bytes = match warehouse.location.store.get(&path).await {
+        Ok(file) => file.bytes().await,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => Err(e),
+    }
+    .map_err(|source| Error::Warehouse {
+        url: warehouse.location.url(),
+        action: "reading a derived table",
+        source,
+    })?;
+    ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .map(Some)
+        .map_err(|source| Error::Write { url: warehouse.location.url_of(&path), source })
+}
+
 pub fn session(config: &WarehouseConfig, threads: usize, warehouse: &Warehouse) -> Result<SessionContext> {
     let mut runtime = RuntimeEnvBuilder::new().with_memory_limit(config.memory_limit as usize, 1.0);
     if let Some(dir) = &config.spill_dir {
         runtime = runtime.with_temp_file_path(dir);
     }
     let runtime = runtime.build_arc().map_err(|source| Error::DataFusion { action: "starting", source })?;
-    let session = SessionConfig::new().with_target_partitions(threads.max(1)).with_information_schema(true);
+    // Strings stay Utf8 (not Utf8View) when read back, so that derived
+    // tables keep the types of SPEC §6.
+    let session = SessionConfig::new()
+        .with_target_partitions(threads.max(1))
+        .with_information_schema(true)
+        .set_bool("datafusion.execution.parquet.schema_force_view_types", false);
     let ctx = SessionContext::new_with_config_rt(session, runtime);
     let base = url::Url::parse(&format!("{}/", warehouse.location.base))
         .map_err(|e| Error::Url { url: warehouse.location.base.clone(), reason: e.to_string() })?;

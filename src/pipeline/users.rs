@@ -5,9 +5,8 @@
 
 use std::sync::Arc;
 
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use futures::TryStreamExt;
-use object_store::ObjectStoreExt;
 
 use super::columns::ColumnDef;
 use super::commit::Warehouse;
@@ -15,7 +14,7 @@ use super::parquet_out::ParquetOut;
 use super::typing::ColumnType;
 use crate::config::WarehouseConfig;
 use crate::error::{Error, Result};
-use crate::session::{derived_file, register_tables, session};
+use crate::session::{derived_file, derived_reader, register_tables, session};
 
 const IDENTITY_MAP_SQL: &str = include_str!("../../sql/identity_map.sql");
 const USERS_SQL: &str = include_str!("../../sql/users.sql");
@@ -38,6 +37,12 @@ pub async fn build_users(config: &WarehouseConfig, warehouse: &Warehouse, thread
     run_sql(&ctx, &view).await?;
     write_table(&ctx, warehouse, "identity_map", "SELECT * FROM identity_map ORDER BY anonymous_id", version)
         .await?;
+    // users reads the map just written rather than computing it again.
+    let _ = ctx.deregister_table("identity_map");
+    let url = warehouse.location.url_of(&warehouse.table_path(&derived_file("identity_map")));
+    ctx.register_parquet("identity_map", &url, ParquetReadOptions::default())
+        .await
+        .map_err(|source| Error::DataFusion { action: "registering identity_map", source })?;
     write_table(&ctx, warehouse, "users", &users_sql(&state.columns), version).await
 }
 
@@ -45,18 +50,8 @@ pub async fn build_users(config: &WarehouseConfig, warehouse: &Warehouse, thread
 /// then a rebuild would change nothing, and `run` leaves the tables as they are.
 pub async fn current_users(warehouse: &Warehouse) -> Result<Option<u64>> {
     let version = warehouse.open().await?.version.to_string();
-    let path = warehouse.table_path(&derived_file("users"));
-    let bytes = match warehouse.location.store.get(&path).await {
-        Ok(file) => file.bytes().await,
-        Err(object_store::Error::NotFound { .. }) => return Ok(None),
-        Err(e) => Err(e),
-    }
-    .map_err(|source| Error::Warehouse {
-        url: warehouse.location.url(),
-        action: "reading users",
-        source,
-    })?;
-    let Ok(reader) = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes) else {
+    // An unreadable file is rebuilt.
+    let Ok(Some(reader)) = derived_reader(warehouse, "users").await else {
         return Ok(None);
     };
     let meta = reader.metadata().file_metadata();

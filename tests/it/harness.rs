@@ -147,3 +147,27 @@ pub fn inputs(files: &[(&str, &[u8])]) -> tempfile::TempDir {
 pub fn micros_of(rfc3339: &str) -> i64 {
     chrono::DateTime::parse_from_rfc3339(rfc3339).unwrap().timestamp_micros()
 }
+
+/// A `load` configuration for in-process runs on `memory://` stores.
+pub fn memory_config(inputs: Vec<String>, warehouse: &str) -> identify_loader::config::LoadConfig {
+    use identify_loader::config::{LoadConfig, WarehouseConfig};
+    LoadConfig {
+        inputs,
+        warehouse: WarehouseConfig {
+            warehouse: warehouse.into(),
+            memory_limit: 256 << 20,
+            spill_dir: None,
+            now: chrono::DateTime::parse_from_rfc3339(NOW).unwrap().to_utc(),
+        },
+        max_line_bytes: 1 << 20,
+        max_columns: 1000,
+        dedup_window: std::time::Duration::from_secs(7 * 86400),
+        email_from_user_id: false,
+        max_reject_ratio: 1.0,
+        read: identify_loader::pipeline::read::ReadOptions::default(),
+        batch_rows: 8192,
+        threads: 2,
+        progress: false,
+        dry_run: false,
+    }
+}

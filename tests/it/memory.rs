@@ -3,35 +3,14 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use identify_loader::config::{LoadConfig, WarehouseConfig};
-use identify_loader::pipeline::{self, read::ReadOptions};
+use identify_loader::pipeline;
 use identify_loader::storage::Stores;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-fn config(inputs: &[&str], warehouse: &str) -> LoadConfig {
-    LoadConfig {
-        inputs: inputs.iter().map(|s| s.to_string()).collect(),
-        warehouse: WarehouseConfig {
-            warehouse: warehouse.into(),
-            memory_limit: 1 << 30,
-            spill_dir: None,
-            now: chrono::DateTime::parse_from_rfc3339(crate::harness::NOW).unwrap().to_utc(),
-        },
-        max_line_bytes: 1 << 20,
-        max_columns: 1000,
-        dedup_window: std::time::Duration::from_secs(7 * 86400),
-        email_from_user_id: false,
-        max_reject_ratio: 1.0,
-        read: ReadOptions::default(),
-        batch_rows: 8192,
-        threads: 2,
-        progress: false,
-        dry_run: false,
-    }
-}
+use crate::harness::memory_config;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn memory_input_and_warehouse() {
@@ -47,8 +26,12 @@ async fn memory_input_and_warehouse() {
     store.put(&Path::from("logs/day1/part.ndjson"), PutPayload::from(Bytes::from(body))).await.unwrap();
     store.put(&Path::from("logs/day1/other.txt"), PutPayload::from_static(b"\n")).await.unwrap();
 
-    let s =
-        pipeline::load(&config(&["memory://mem/logs/*/*.ndjson"], "memory://mem/wh"), &stores).await.unwrap();
+    let s = pipeline::load(
+        &memory_config(vec!["memory://mem/logs/*/*.ndjson".into()], "memory://mem/wh"),
+        &stores,
+    )
+    .await
+    .unwrap();
     assert_eq!((s.files_seen, s.identifies_loaded, s.rejected), (1, 2, 1));
     assert_eq!(s.partitions, ["received_date=2024-03-01", "received_date=2024-03-02"]);
 

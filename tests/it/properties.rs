@@ -6,14 +6,15 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::util::pretty::pretty_format_batches;
 use bytes::Bytes;
-use identify_loader::config::{LoadConfig, WarehouseConfig};
-use identify_loader::pipeline::{self, read::ReadOptions, users::build_users};
+use identify_loader::pipeline::{self, users::build_users};
 use identify_loader::storage::Stores;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use proptest::prelude::*;
+
+use crate::harness::memory_config;
 
 #[derive(Debug, Clone)]
 struct Ev {
@@ -58,28 +59,6 @@ fn line(i: usize, e: &Ev) -> String {
     )
 }
 
-fn config(inputs: Vec<String>, warehouse: &str) -> LoadConfig {
-    LoadConfig {
-        inputs,
-        warehouse: WarehouseConfig {
-            warehouse: warehouse.into(),
-            memory_limit: 256 << 20,
-            spill_dir: None,
-            now: chrono::DateTime::parse_from_rfc3339(crate::harness::NOW).unwrap().to_utc(),
-        },
-        max_line_bytes: 1 << 20,
-        max_columns: 1000,
-        dedup_window: std::time::Duration::from_secs(7 * 86400),
-        email_from_user_id: false,
-        max_reject_ratio: 1.0,
-        read: ReadOptions::default(),
-        batch_rows: 8192,
-        threads: 2,
-        progress: false,
-        dry_run: false,
-    }
-}
-
 /// Loads each group as its own run, in order, then builds users.
 async fn users_of(groups: &[Vec<String>]) -> (String, String) {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
@@ -88,10 +67,10 @@ async fn users_of(groups: &[Vec<String>]) -> (String, String) {
     for (g, lines) in groups.iter().enumerate() {
         let path = Path::from(format!("in/run{g}/events.ndjson"));
         store.put(&path, PutPayload::from(Bytes::from(lines.join("\n")))).await.unwrap();
-        let cfg = config(vec![format!("memory://p/in/run{g}")], "memory://p/wh");
+        let cfg = memory_config(vec![format!("memory://p/in/run{g}")], "memory://p/wh");
         pipeline::load(&cfg, &stores).await.unwrap();
     }
-    let cfg = config(vec![], "memory://p/wh");
+    let cfg = memory_config(vec![], "memory://p/wh");
     let warehouse = pipeline::open_warehouse(&stores, "memory://p/wh").await.unwrap();
     build_users(&cfg.warehouse, &warehouse, 2).await.unwrap();
     let read = |table: &'static str| {
