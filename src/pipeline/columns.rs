@@ -39,6 +39,8 @@ pub struct Columns {
     entries: Vec<Entry>,
     valid: HashMap<String, u32, FastHash>,
     invalid: HashMap<String, u32, FastHash>,
+    /// The table's columns before this run.
+    existing: Vec<ColumnDef>,
 }
 
 /// Where the values staged under one column id go.
@@ -86,6 +88,7 @@ impl Columns {
             columns.valid.insert(def.name.clone(), columns.entries.len() as u32);
             columns.entries.push(Entry { name: def.name.clone(), status: Status::Existing(def.column_type) });
         }
+        columns.existing = existing.to_vec();
         columns
     }
 
@@ -129,8 +132,8 @@ impl Columns {
 
     /// Settles the table's columns: new columns in order of first
     /// appearance while fewer than `max_columns` exist, the rest discarded.
-    pub fn resolve(&self, max_columns: usize, run_id: &str, existing: &[ColumnDef]) -> Resolved {
-        let mut schema = existing.to_vec();
+    pub fn resolve(&self, max_columns: usize, run_id: &str) -> Resolved {
+        let mut schema = self.existing.clone();
         let mut new_columns = Vec::new();
         let targets = self
             .entries
@@ -176,7 +179,7 @@ mod tests {
         assert_eq!(c.observe(&leaf("score", Kind::Float)), 1);
         assert_eq!(c.observe(&leaf("flag", Kind::Bool)), 2);
         assert_eq!(c.observe(&leaf("flag", Kind::Int)), 2);
-        let r = c.resolve(10, "r1", &existing);
+        let r = c.resolve(10, "r1");
         assert_eq!(
             r.targets,
             [
@@ -195,7 +198,7 @@ mod tests {
             c.observe(&leaf(name, Kind::Int));
         }
         c.observe(&Leaf { column: Err(String::new()), kind: Kind::Int, text: "1".into() });
-        let r = c.resolve(2, "r", &[]);
+        let r = c.resolve(2, "r");
         assert_eq!(r.schema.len(), 2);
         assert_eq!(r.targets[2], Target::Discard(DiscardReason::TooManyColumns));
         assert_eq!(r.targets[3], Target::Discard(DiscardReason::InvalidColumnName));
@@ -210,7 +213,7 @@ mod tests {
         c.observe(&leaf("b", Kind::Int));
         c.rollback(cp);
         assert_eq!(c.observe(&leaf("c", Kind::Int)), 1);
-        let r = c.resolve(10, "r", &[]);
+        let r = c.resolve(10, "r");
         assert_eq!(r.new_columns, [("a".into(), ColumnType::Int64), ("c".into(), ColumnType::Int64)]);
     }
 }

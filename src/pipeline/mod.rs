@@ -131,7 +131,7 @@ async fn load_locked(
         "read, parsed and staged"
     );
 
-    let resolved = ingest.columns.resolve(config.max_columns, run_id, &state.columns);
+    let resolved = ingest.columns.resolve(config.max_columns, run_id);
     let written = write::write_tables(
         warehouse,
         &mut ingest,

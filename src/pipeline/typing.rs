@@ -40,17 +40,6 @@ impl ColumnType {
             ColumnType::Utf8 => DataType::Utf8,
         }
     }
-
-    pub fn from_data_type(t: &DataType) -> Option<ColumnType> {
-        Some(match t {
-            DataType::Boolean => ColumnType::Boolean,
-            DataType::Int64 => ColumnType::Int64,
-            DataType::Float64 => ColumnType::Float64,
-            DataType::Timestamp(TimeUnit::Microsecond, _) => ColumnType::Timestamp,
-            DataType::Utf8 => ColumnType::Utf8,
-            _ => return None,
-        })
-    }
 }
 
 impl fmt::Display for ColumnType {
