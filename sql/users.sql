@@ -4,18 +4,16 @@
 --
 -- Templated by src/pipeline/users.rs for the trait columns of identifies:
 --   trait_aggregates (placeholder below), for each trait column c:
---       , last_value(c ORDER BY "il$event_order") FILTER (WHERE c IS NOT NULL) AS c
---     the latest non-null value: a null never erases a value, and an older
---     (late, backfilled) event never overrides a newer one.
+--       , latest(c, "timestamp", received_at, id) AS c
+--     the value of the latest identify (in the order of ("timestamp",
+--     received_at, id)) where c is not null: a null never erases a value,
+--     and an older (late, backfilled) event never overrides a newer one.
+--     `latest` is defined in src/latest.rs.
 --   trait_columns (placeholder below), for each trait column c: , c
 --     (with `name` filled from first_name and last_name when still null).
 -- Internal names hold a `$`, which no column name of identifies can.
 WITH owned AS (
-    -- One Int64 for the event order, so that the per-column aggregates
-    -- compare a single primitive instead of three columns.
-    SELECT row_number() OVER (ORDER BY i."timestamp", i.received_at, i.id) AS "il$event_order",
-           COALESCE(i.user_id, m.user_id) AS "il$owner",
-           i.*
+    SELECT COALESCE(i.user_id, m.user_id) AS "il$owner", i.*
     FROM identifies AS i
     LEFT JOIN identity_map AS m ON i.anonymous_id = m.anonymous_id
 ),

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod inspect;
+pub mod latest;
 pub mod pipeline;
 pub mod progress;
 pub mod query;

@@ -15,6 +15,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::config::WarehouseConfig;
 use crate::error::{Error, Result};
+use crate::latest::udafs;
 use crate::pipeline::columns::ColumnDef;
 use crate::pipeline::commit::Warehouse;
 use crate::pipeline::identifies::{discards_schema, identifies_schema};
@@ -59,6 +60,9 @@ pub fn session(config: &WarehouseConfig, threads: usize, warehouse: &Warehouse) 
         .with_information_schema(true)
         .set_bool("datafusion.execution.parquet.schema_force_view_types", false);
     let ctx = SessionContext::new_with_config_rt(session, runtime);
+    for udaf in udafs() {
+        ctx.register_udaf(udaf);
+    }
     let base = url::Url::parse(&format!("{}/", warehouse.location.base))
         .map_err(|e| Error::Url { url: warehouse.location.base.clone(), reason: e.to_string() })?;
     ctx.register_object_store(&base, Arc::clone(&warehouse.location.store));

@@ -67,9 +67,7 @@ pub fn users_sql(columns: &[ColumnDef]) -> String {
     let mut selected = String::new();
     for c in &traits {
         let q = quote(&c.name);
-        aggregates.push_str(&format!(
-            "\n           , last_value({q} ORDER BY \"il$event_order\") FILTER (WHERE {q} IS NOT NULL) AS {q}"
-        ));
+        aggregates.push_str(&format!("\n           , latest({q}, \"timestamp\", received_at, id) AS {q}"));
         selected.push_str(&format!("\n       , {}", name_fill(c, &traits).unwrap_or(q)));
     }
     if !traits.iter().any(|c| c.name == "name")
@@ -114,6 +112,7 @@ async fn write_table(
     sql: &str,
     version: u64,
 ) -> Result<u64> {
+    let started = std::time::Instant::now();
     let frame = run_sql(ctx, sql).await?;
     let schema = Arc::new(frame.schema().as_arrow().clone());
     let mut stream = frame
@@ -134,6 +133,7 @@ async fn write_table(
         out.write(&batch).await?;
     }
     out.close().await?;
+    tracing::info!(table, rows, elapsed_s = started.elapsed().as_secs_f64(), "built");
     Ok(rows)
 }
 

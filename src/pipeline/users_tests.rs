@@ -12,6 +12,9 @@ fn column(name: &str, column_type: ColumnType) -> ColumnDef {
 /// `identifies` rows: (id, user_id, anonymous_id, timestamp, received_at, trait values…).
 async fn collapse(trait_columns: &[ColumnDef], rows: &str) -> (String, String) {
     let ctx = SessionContext::new();
+    for udaf in crate::latest::udafs() {
+        ctx.register_udaf(udaf);
+    }
     let names: Vec<String> = trait_columns.iter().map(|c| quote(&c.name)).collect();
     let create = format!(
         "CREATE TABLE raw (id VARCHAR, user_id VARCHAR, anonymous_id VARCHAR, ts VARCHAR, received VARCHAR{}) AS VALUES {rows}",
