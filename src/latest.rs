@@ -87,14 +87,14 @@ impl AggregateUDFImpl for Latest {
 }
 
 /// One batch of candidate rows: values and their order keys.
-struct Rows {
+struct Input {
     value: ArrayRef,
     timestamp: Int64Array,
     received_at: Int64Array,
     id: StringArray,
 }
 
-impl Rows {
+impl Input {
     /// Order keys as primitives; a null key sorts last, as `NULLS LAST` does.
     fn from_arrays(values: &[ArrayRef]) -> Result<Self> {
         if values.len() != 4 {
@@ -112,16 +112,26 @@ impl Rows {
         let int = |a: &Int64Array| if a.is_null(row) { i64::MAX } else { a.value(row) };
         (int(&self.timestamp), int(&self.received_at), self.id.is_valid(row).then(|| self.id.value(row)))
     }
+}
 
-    fn len(&self) -> usize {
-        self.value.len()
+/// Rows held for the groups that point into them: the order keys live in the
+/// slots, the ids only break ties.
+struct Held {
+    value: ArrayRef,
+    id: StringArray,
+}
+
+impl Held {
+    fn id(&self, row: usize) -> Option<&str> {
+        self.id.is_valid(row).then(|| self.id.value(row))
+    }
+
+    fn slice(&self, offset: usize, len: usize) -> Held {
+        Held { value: self.value.slice(offset, len), id: self.id.slice(offset, len) }
     }
 
     fn memory_size(&self) -> usize {
-        self.value.get_array_memory_size()
-            + self.timestamp.get_array_memory_size()
-            + self.received_at.get_array_memory_size()
-            + self.id.get_array_memory_size()
+        self.value.get_array_memory_size() + self.id.get_array_memory_size()
     }
 }
 
@@ -148,9 +158,9 @@ struct Slot {
 struct GroupsLatest {
     data_type: DataType,
     wins: Ordering,
-    rows: Vec<Rows>,
+    rows: Vec<Held>,
     slots: Vec<Slot>,
-    /// Rows held in `rows`; past twice the groups plus `slack`, they are
+    /// Rows held in `rows`; past four times the groups plus `slack`, they are
     /// compacted.
     held: usize,
     slack: usize,
@@ -164,27 +174,22 @@ impl GroupsLatest {
             rows: Vec::new(),
             slots: Vec::new(),
             held: 0,
-            slack: 65_536,
+            slack: 262_144,
         };
         this.reset(Vec::new(), None);
         this
     }
 
     /// Holds only the null row and, if given, `gathered`: one row per slot.
-    fn reset(&mut self, mut slots: Vec<Slot>, gathered: Option<Rows>) {
-        let nulls = Rows {
-            value: new_null_array(&self.data_type, 1),
-            timestamp: Int64Array::new_null(1),
-            received_at: Int64Array::new_null(1),
-            id: StringArray::new_null(1),
-        };
+    fn reset(&mut self, mut slots: Vec<Slot>, gathered: Option<Held>) {
+        let nulls = Held { value: new_null_array(&self.data_type, 1), id: StringArray::new_null(1) };
         self.rows = vec![nulls];
         self.held = 1;
         if let Some(gathered) = gathered {
             for (group, slot) in slots.iter_mut().enumerate().filter(|(_, s)| s.batch != 0) {
                 (slot.batch, slot.row) = (1, group as u32);
             }
-            self.held += gathered.len();
+            self.held += gathered.value.len();
             self.rows.push(gathered);
         }
         self.slots = slots;
@@ -192,7 +197,7 @@ impl GroupsLatest {
 
     fn update(
         &mut self,
-        rows: Rows,
+        rows: Input,
         groups: &[usize],
         filter: Option<&BooleanArray>,
         total: usize,
@@ -210,8 +215,13 @@ impl GroupsLatest {
                 || match (key.0, key.1).cmp(&(slot.timestamp, slot.received_at)) {
                     Ordering::Equal => {
                         // The best row may be one of this batch's.
-                        let held = if slot.batch == batch { &rows } else { &self.rows[slot.batch as usize] };
-                        compare(key, held.key(slot.row as usize)) == self.wins
+                        let row = slot.row as usize;
+                        let id = if slot.batch == batch {
+                            rows.key(row).2
+                        } else {
+                            self.rows[slot.batch as usize].id(row)
+                        };
+                        compare(key, (slot.timestamp, slot.received_at, id)) == self.wins
                     }
                     order => order == self.wins,
                 };
@@ -221,9 +231,9 @@ impl GroupsLatest {
             }
         }
         if used {
-            self.held += rows.len();
-            self.rows.push(rows);
-            if self.held > 2 * self.slots.len() + self.slack {
+            self.held += rows.value.len();
+            self.rows.push(Held { value: rows.value, id: rows.id });
+            if self.held > 4 * self.slots.len() + self.slack {
                 let gathered = self.gather()?;
                 let slots = std::mem::take(&mut self.slots);
                 self.reset(slots, Some(gathered));
@@ -233,23 +243,18 @@ impl GroupsLatest {
     }
 
     /// Gathers every group's best row into one batch, in group order.
-    fn gather(&self) -> Result<Rows> {
+    fn gather(&self) -> Result<Held> {
         let indices: Vec<(usize, usize)> =
             self.slots.iter().map(|s| (s.batch as usize, s.row as usize)).collect();
-        let pick = |f: fn(&Rows) -> &dyn Array| -> Result<ArrayRef> {
+        let pick = |f: fn(&Held) -> &dyn Array| -> Result<ArrayRef> {
             let arrays: Vec<&dyn Array> = self.rows.iter().map(f).collect();
             Ok(interleave(&arrays, &indices)?)
         };
-        Ok(Rows {
-            value: pick(|r| r.value.as_ref())?,
-            timestamp: pick(|r| &r.timestamp)?.as_primitive::<Int64Type>().clone(),
-            received_at: pick(|r| &r.received_at)?.as_primitive::<Int64Type>().clone(),
-            id: pick(|r| &r.id)?.as_string::<i32>().clone(),
-        })
+        Ok(Held { value: pick(|r| r.value.as_ref())?, id: pick(|r| &r.id)?.as_string::<i32>().clone() })
     }
 
-    /// The first groups' rows per `emit_to`; the rest stay held.
-    fn take(&mut self, emit_to: EmitTo) -> Result<Rows> {
+    /// The first groups' rows and slots per `emit_to`; the rest stay held.
+    fn take(&mut self, emit_to: EmitTo) -> Result<(Held, Vec<Slot>)> {
         let gathered = self.gather()?;
         let groups = self.slots.len();
         let n = match emit_to {
@@ -257,17 +262,9 @@ impl GroupsLatest {
             EmitTo::First(n) => n.min(groups),
         };
         let rest = self.slots.split_off(n);
-        self.reset(rest, Some(slice(&gathered, n, groups - n)));
-        Ok(slice(&gathered, 0, n))
-    }
-}
-
-fn slice(rows: &Rows, offset: usize, len: usize) -> Rows {
-    Rows {
-        value: rows.value.slice(offset, len),
-        timestamp: rows.timestamp.slice(offset, len),
-        received_at: rows.received_at.slice(offset, len),
-        id: rows.id.slice(offset, len),
+        let taken = std::mem::take(&mut self.slots);
+        self.reset(rest, Some(gathered.slice(n, groups - n)));
+        Ok((gathered.slice(0, n), taken))
     }
 }
 
@@ -279,16 +276,19 @@ impl GroupsAccumulator for GroupsLatest {
         opt_filter: Option<&BooleanArray>,
         total_num_groups: usize,
     ) -> Result<()> {
-        self.update(Rows::from_arrays(values)?, group_indices, opt_filter, total_num_groups)
+        self.update(Input::from_arrays(values)?, group_indices, opt_filter, total_num_groups)
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        Ok(self.take(emit_to)?.value)
+        Ok(self.take(emit_to)?.0.value)
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        let rows = self.take(emit_to)?;
-        Ok(vec![rows.value, Arc::new(rows.timestamp), Arc::new(rows.received_at), Arc::new(rows.id)])
+        let (held, slots) = self.take(emit_to)?;
+        let key = |f: fn(&Slot) -> i64| -> ArrayRef {
+            Arc::new(Int64Array::from_iter(slots.iter().map(|s| (s.batch != 0).then(|| f(s)))))
+        };
+        Ok(vec![held.value, key(|s| s.timestamp), key(|s| s.received_at), Arc::new(held.id)])
     }
 
     fn merge_batch(
@@ -297,7 +297,7 @@ impl GroupsAccumulator for GroupsLatest {
         group_indices: &[usize],
         total_num_groups: usize,
     ) -> Result<()> {
-        self.update(Rows::from_arrays(values)?, group_indices, None, total_num_groups)
+        self.update(Input::from_arrays(values)?, group_indices, None, total_num_groups)
     }
 
     fn convert_to_state(
@@ -305,7 +305,7 @@ impl GroupsAccumulator for GroupsLatest {
         values: &[ArrayRef],
         opt_filter: Option<&BooleanArray>,
     ) -> Result<Vec<ArrayRef>> {
-        let rows = Rows::from_arrays(values)?;
+        let rows = Input::from_arrays(values)?;
         // A filtered-out row becomes a null value, which merging skips.
         let value = match opt_filter {
             Some(filter) => {
@@ -318,7 +318,7 @@ impl GroupsAccumulator for GroupsLatest {
     }
 
     fn size(&self) -> usize {
-        self.rows.iter().map(Rows::memory_size).sum::<usize>() + self.slots.capacity() * size_of::<Slot>()
+        self.rows.iter().map(Held::memory_size).sum::<usize>() + self.slots.capacity() * size_of::<Slot>()
     }
 }
 
@@ -332,8 +332,8 @@ struct RowLatest {
 
 impl Accumulator for RowLatest {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        let rows = Rows::from_arrays(values)?;
-        for row in 0..rows.len() {
+        let rows = Input::from_arrays(values)?;
+        for row in 0..rows.value.len() {
             if rows.value.is_null(row) {
                 continue;
             }
