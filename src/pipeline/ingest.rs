@@ -86,8 +86,10 @@ impl Ingest {
         }
     }
 
-    /// A reader thread decompresses and splits lines into batches; each
-    /// batch is parsed on all cores, then its outcomes are taken in order.
+    /// Three stages overlap: a reader thread decompresses and splits lines
+    /// into batches, a parser thread parses each batch on all cores, and
+    /// this thread takes the outcomes in order (dedup and staging are
+    /// sequential).
     fn read_lines(
         &mut self,
         input: impl BufRead + Send,
@@ -96,19 +98,31 @@ impl Ingest {
     ) -> io::Result<Counts> {
         let max_line_bytes = self.max_line_bytes;
         std::thread::scope(|scope| {
-            let (tx, rx) = std::sync::mpsc::sync_channel(2);
-            scope.spawn(move || batches::produce(input, max_line_bytes, tx));
+            let (lines_tx, lines_rx) = std::sync::mpsc::sync_channel(2);
+            let (parsed_tx, parsed_rx) = std::sync::mpsc::sync_channel(2);
+            scope.spawn(move || batches::produce(input, max_line_bytes, lines_tx));
+            let parse = object.parse;
+            scope.spawn(move || {
+                for batch in lines_rx {
+                    let parsed = batch.map(|batch| {
+                        let outcomes: Vec<Option<Outcome>> = batch
+                            .lines
+                            .par_iter()
+                            .map(|line| {
+                                (line.kind == LineKind::Text).then(|| parse_line(batch.bytes(line), &parse))
+                            })
+                            .collect();
+                        (batch, outcomes)
+                    });
+                    if parsed_tx.send(parsed).is_err() {
+                        return;
+                    }
+                }
+            });
             let mut counts = Counts::default();
             let mut dates = DateCache::default();
-            for batch in rx {
-                let batch = batch?;
-                let outcomes: Vec<Option<Outcome>> = batch
-                    .lines
-                    .par_iter()
-                    .map(|line| {
-                        (line.kind == LineKind::Text).then(|| parse_line(batch.bytes(line), &object.parse))
-                    })
-                    .collect();
+            for parsed in parsed_rx {
+                let (batch, outcomes) = parsed?;
                 for (line, outcome) in batch.lines.iter().zip(outcomes) {
                     self.take(&mut counts, &mut dates, seen_here, object, line, batch.bytes(line), outcome)?;
                 }
