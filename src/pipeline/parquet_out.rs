@@ -11,8 +11,14 @@ use object_store::path::Path;
 use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
 use crate::error::{Error, Result};
+
+/// Columns whose values are (nearly) all different: a dictionary would only
+/// cost time before the writer gives it up.
+const UNIQUE_COLUMNS: [&str; 6] =
+    ["id", "traits", "timestamp", "received_at", "original_timestamp", "sent_at"];
 
 pub struct ParquetOut {
     writer: AsyncArrowWriter<BufWriter>,
@@ -21,10 +27,13 @@ pub struct ParquetOut {
 
 impl ParquetOut {
     pub fn create(store: Arc<dyn ObjectStore>, path: Path, url: String, schema: SchemaRef) -> Result<Self> {
-        let props = WriterProperties::builder()
+        let mut props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
-            .set_max_row_group_row_count(Some(128 * 1024))
-            .build();
+            .set_max_row_group_row_count(Some(128 * 1024));
+        for column in UNIQUE_COLUMNS.iter().filter(|c| schema.field_with_name(c).is_ok()) {
+            props = props.set_column_dictionary_enabled(ColumnPath::from(*column), false);
+        }
+        let props = props.build();
         let writer = AsyncArrowWriter::try_new(BufWriter::new(store, path), schema, Some(props))
             .map_err(|source| Error::Write { url: url.clone(), source })?;
         Ok(ParquetOut { writer, url })

@@ -86,7 +86,7 @@ pub async fn write_tables(
                 }
             }
         })
-        .buffered(threads.max(1))
+        .buffered(2 * threads.max(1))
         .try_collect()
         .await?;
     for (date, (files, discarded)) in ingest.stage.dates().into_iter().zip(parts) {
