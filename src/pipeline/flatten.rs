@@ -1,11 +1,11 @@
 //! Flatten `context` and the merged traits into column leaves (SPEC §5):
 //! naming, null dropping, collision precedence and the `name` fill.
 
-use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use super::json::{Raw, RawObject};
 use super::naming::{LeafSource, column_name};
+use super::small_map::SmallMap;
 use super::typing::Kind;
 
 /// One value bound for a dynamic column.
@@ -19,7 +19,7 @@ pub struct Leaf {
     pub text: String,
 }
 
-type Columns = IndexMap<String, Candidate, super::json::FastHash>;
+type Columns = SmallMap<String, Candidate>;
 
 struct Candidate {
     /// The key path joined with `_` is spelled exactly as the column.
@@ -35,7 +35,7 @@ pub fn flatten_event(context: Option<&RawObject>, traits: &RawObject) -> Vec<Lea
     if let Some(context) = context {
         let mut columns = Columns::default();
         let mut path = String::from("context");
-        for (key, value) in &context.0 {
+        for (key, value) in context.0.iter() {
             if key != "traits" {
                 visit(false, key, Raw::of(value), &mut path, LeafSource::Context, &mut columns, &mut leaves);
             }
@@ -44,7 +44,7 @@ pub fn flatten_event(context: Option<&RawObject>, traits: &RawObject) -> Vec<Lea
     }
     let mut columns = Columns::default();
     let mut path = String::new();
-    for (key, value) in &traits.0 {
+    for (key, value) in traits.0.iter() {
         visit(false, key, Raw::of(value), &mut path, LeafSource::Trait, &mut columns, &mut leaves);
     }
     fill_name(&mut columns);
@@ -75,7 +75,7 @@ fn visit(
             return;
         }
         Raw::Object(object) => {
-            for (k, v) in &object.0 {
+            for (k, v) in object.0.iter() {
                 visit(true, k, Raw::of(v), path, source, columns, invalid);
             }
             path.truncate(len);

@@ -4,14 +4,15 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use indexmap::IndexMap;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
+
+use super::small_map::SmallMap;
 
 /// A JSON object's members in input order. A key given twice keeps its first
 /// position and its last value, as JSON parsers in Python and JavaScript do.
 #[derive(Debug, Default)]
-pub struct RawObject<'a>(pub IndexMap<Cow<'a, str>, &'a RawValue, FastHash>);
+pub struct RawObject<'a>(pub SmallMap<Cow<'a, str>, &'a RawValue>);
 
 /// Keys come from the input, but a collision only costs time within one
 /// line: a fast hash beats SipHash's protection here.
@@ -186,6 +187,12 @@ pub fn is_integer_token(text: &str) -> bool {
 }
 
 pub fn push_json_string(out: &mut String, s: &str) {
+    if s.bytes().all(|c| c >= 0x20 && c != b'"' && c != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     // Writing a str to a String cannot fail.
     out.push_str(&serde_json::to_string(s).unwrap_or_default());
 }
@@ -255,8 +262,7 @@ impl<'de> Deserialize<'de> for RawObject<'de> {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut members =
-                    IndexMap::with_capacity_and_hasher(map.size_hint().unwrap_or(8), FastHash::default());
+                let mut members = SmallMap::default();
                 while let Some(CowStr(key)) = map.next_key()? {
                     let value: &'de RawValue = map.next_value()?;
                     members.insert(key, value);

@@ -17,6 +17,7 @@ pub mod naming;
 pub mod parquet_out;
 pub mod read;
 pub mod rejects;
+pub mod small_map;
 pub mod sources;
 pub mod stage;
 pub mod timestamp;

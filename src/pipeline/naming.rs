@@ -1,6 +1,9 @@
 //! Column naming (SPEC §5 "Column names"): a leaf's key path becomes a
 //! Segment-compatible warehouse column name, or is refused as a column.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 /// Fixed columns of `identifies` and `users`: a trait with one of these names
 /// gets a `_` prefix so it cannot shadow the fixed column.
 pub const RESERVED: &[&str] = &[
@@ -78,6 +81,28 @@ pub enum LeafSource {
 /// (for a context leaf `joined` starts with `context_`). `Err` carries the
 /// would-be name of a leaf that cannot be a column.
 pub fn column_name(joined: &str, source: LeafSource) -> Result<String, String> {
+    // The same key paths come back on every event: names are remembered per
+    // thread, up to a bound so that a stream of unique keys stays cheap.
+    thread_local! {
+        static NAMES: RefCell<[NameCache; 2]> = RefCell::default();
+    }
+    NAMES.with_borrow_mut(|caches| {
+        let cache = &mut caches[source as usize];
+        if let Some(name) = cache.get(joined) {
+            return name.clone();
+        }
+        if cache.len() >= 4096 {
+            cache.clear();
+        }
+        let name = compute_column_name(joined, source);
+        cache.insert(joined.to_owned(), name.clone());
+        name
+    })
+}
+
+type NameCache = HashMap<String, Result<String, String>, foldhash::fast::RandomState>;
+
+fn compute_column_name(joined: &str, source: LeafSource) -> Result<String, String> {
     let mut name = snake_case(joined);
     match source {
         LeafSource::Context => {

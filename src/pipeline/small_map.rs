@@ -1,0 +1,155 @@
+//! An insertion-ordered map for the handful of keys of one JSON object or
+//! one event's columns. Up to [`SMALL`] entries a linear scan beats hashing
+//! (and allocates one vector); past that it becomes an `IndexMap`, so that an
+//! object with thousands of keys stays linear. Either way a key inserted
+//! again keeps its first position and takes the new value, as `IndexMap`
+//! does.
+
+use std::borrow::Borrow;
+use std::hash::Hash;
+
+use indexmap::IndexMap;
+
+const SMALL: usize = 16;
+
+type FastHash = foldhash::fast::RandomState;
+
+#[derive(Debug)]
+pub enum SmallMap<K, V> {
+    Small(Vec<(K, V)>),
+    Large(IndexMap<K, V, FastHash>),
+}
+
+impl<K, V> Default for SmallMap<K, V> {
+    fn default() -> Self {
+        SmallMap::Small(Vec::new())
+    }
+}
+
+impl<K: Borrow<str> + Hash + Eq, V> SmallMap<K, V> {
+    pub fn get(&self, key: &str) -> Option<&V> {
+        match self {
+            SmallMap::Small(entries) => entries.iter().find(|(k, _)| k.borrow() == key).map(|(_, v)| v),
+            SmallMap::Large(map) => map.get(key),
+        }
+    }
+
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
+        match self {
+            SmallMap::Small(entries) => entries.iter_mut().find(|(k, _)| k.borrow() == key).map(|(_, v)| v),
+            SmallMap::Large(map) => map.get_mut(key),
+        }
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    pub fn insert(&mut self, key: K, value: V) {
+        if let Some(old) = self.get_mut(key.borrow()) {
+            *old = value;
+            return;
+        }
+        match self {
+            SmallMap::Small(entries) if entries.len() < SMALL => entries.push((key, value)),
+            SmallMap::Small(entries) => {
+                let mut map = IndexMap::with_capacity_and_hasher(2 * SMALL, FastHash::default());
+                map.extend(std::mem::take(entries));
+                map.insert(key, value);
+                *self = SmallMap::Large(map);
+            }
+            SmallMap::Large(map) => {
+                map.insert(key, value);
+            }
+        }
+    }
+
+    pub fn iter(&self) -> Iter<'_, K, V> {
+        match self {
+            SmallMap::Small(entries) => Iter::Small(entries.iter()),
+            SmallMap::Large(map) => Iter::Large(map.iter()),
+        }
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &K> {
+        self.iter().map(|(k, _)| k)
+    }
+}
+
+impl<K: Borrow<str> + Hash + Eq, V> Extend<(K, V)> for SmallMap<K, V> {
+    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, items: I) {
+        for (k, v) in items {
+            self.insert(k, v);
+        }
+    }
+}
+
+impl<K, V> IntoIterator for SmallMap<K, V> {
+    type Item = (K, V);
+    type IntoIter = IntoIter<K, V>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        match self {
+            SmallMap::Small(entries) => IntoIter::Small(entries.into_iter()),
+            SmallMap::Large(map) => IntoIter::Large(map.into_iter()),
+        }
+    }
+}
+
+pub enum Iter<'a, K, V> {
+    Small(std::slice::Iter<'a, (K, V)>),
+    Large(indexmap::map::Iter<'a, K, V>),
+}
+
+impl<'a, K, V> Iterator for Iter<'a, K, V> {
+    type Item = (&'a K, &'a V);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Iter::Small(entries) => entries.next().map(|(k, v)| (k, v)),
+            Iter::Large(entries) => entries.next(),
+        }
+    }
+}
+
+pub enum IntoIter<K, V> {
+    Small(std::vec::IntoIter<(K, V)>),
+    Large(indexmap::map::IntoIter<K, V>),
+}
+
+impl<K, V> Iterator for IntoIter<K, V> {
+    type Item = (K, V);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            IntoIter::Small(entries) => entries.next(),
+            IntoIter::Large(entries) => entries.next(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Whatever its size, it keeps IndexMap's order and values.
+        #[test]
+        fn behaves_as_an_index_map(keys in prop::collection::vec(0..40u8, 0..100)) {
+            let mut small = SmallMap::default();
+            let mut index = IndexMap::new();
+            for (i, k) in keys.iter().enumerate() {
+                small.insert(k.to_string(), i);
+                index.insert(k.to_string(), i);
+            }
+            let got: Vec<(String, usize)> = small.iter().map(|(k, v)| (k.clone(), *v)).collect();
+            let want: Vec<(String, usize)> = index.iter().map(|(k, v)| (k.clone(), *v)).collect();
+            prop_assert_eq!(got, want);
+            for k in 0..40u8 {
+                prop_assert_eq!(small.get(&k.to_string()), index.get(&k.to_string()));
+            }
+        }
+    }
+}
