@@ -96,8 +96,8 @@ impl Columns {
     pub fn observe(&mut self, leaf: &Leaf) -> u32 {
         let leaf_type = leaf.kind.column_type();
         let (map, name, status) = match &leaf.column {
-            Ok(name) => (&mut self.valid, name, Status::New(leaf_type)),
-            Err(name) => (&mut self.invalid, name, Status::InvalidName),
+            Ok(name) => (&mut self.valid, &**name, Status::New(leaf_type)),
+            Err(name) => (&mut self.invalid, name.as_str(), Status::InvalidName),
         };
         if let Some(&id) = map.get(name) {
             if let Status::New(t) = &mut self.entries[id as usize].status {
@@ -106,8 +106,8 @@ impl Columns {
             return id;
         }
         let id = self.entries.len() as u32;
-        map.insert(name.clone(), id);
-        self.entries.push(Entry { name: name.clone(), status });
+        map.insert(name.to_owned(), id);
+        self.entries.push(Entry { name: name.to_owned(), status });
         id
     }
 

@@ -44,7 +44,7 @@ impl RejectReason {
 }
 
 /// An identify call, ready to be staged.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub id: String,
     pub user_id: Option<String>,

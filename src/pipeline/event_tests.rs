@@ -93,7 +93,7 @@ fn traits_merge_with_top_level_winning() {
         r#"{"type":"identify","userId":"u","context":{"traits":{"a":1,"b":2},"ip":"1.2.3.4"},"traits":{"c":3,"a":"top"}}"#,
     );
     assert_eq!(e.traits, r#"{"a":"top","b":2,"c":3}"#);
-    let columns: Vec<_> = e.leaves.iter().map(|l| l.column.clone().unwrap()).collect();
+    let columns: Vec<_> = e.leaves.iter().map(|l| l.column.as_deref().unwrap()).collect();
     assert_eq!(columns, ["context_ip", "a", "b", "c"]);
     assert_eq!(e.leaves[1].kind, Kind::String);
 }

@@ -1,7 +1,7 @@
 //! Flatten `context` and the merged traits into column leaves (SPEC §5):
 //! naming, null dropping, collision precedence and the `name` fill.
 
-use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 use super::json::{Raw, RawObject};
 use super::naming::{LeafSource, column_name};
@@ -9,17 +9,17 @@ use super::small_map::SmallMap;
 use super::typing::Kind;
 
 /// One value bound for a dynamic column.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leaf {
     /// The column name, or `Err` with the would-be name of a leaf that
     /// cannot be a column (it goes to `discards` as `invalid_column_name`).
-    pub column: Result<String, String>,
+    pub column: Result<Arc<str>, String>,
     pub kind: Kind,
     /// The value in Utf8 form (see [`Kind`]).
     pub text: String,
 }
 
-type Columns = SmallMap<String, Candidate>;
+type Columns = SmallMap<Arc<str>, Candidate>;
 
 struct Candidate {
     /// The key path joined with `_` is spelled exactly as the column.
@@ -88,7 +88,7 @@ fn visit(
     };
     match column_name(path, source) {
         Ok(name) => {
-            let exact = name == *path;
+            let exact = *name == **path;
             let candidate = Candidate { exact, kind, text };
             match columns.get_mut(&name) {
                 // An exactly spelled key beats a non-exact one; otherwise
@@ -117,7 +117,7 @@ fn fill_name(columns: &mut Columns) {
     {
         let text = format!("{} {}", first.text, last.text);
         let candidate = Candidate { exact: true, kind: Kind::of_string(&text), text };
-        columns.insert("name".to_owned(), candidate);
+        columns.insert("name".into(), candidate);
     }
 }
 
@@ -134,7 +134,7 @@ mod tests {
         let traits = RawObject::parse(traits).unwrap();
         flatten_event(Some(&context), &traits)
             .into_iter()
-            .map(|l| (l.column.unwrap_or_else(|e| format!("!{e}")), l.kind, l.text))
+            .map(|l| (l.column.map_or_else(|e| format!("!{e}"), |c| c.to_string()), l.kind, l.text))
             .collect()
     }
 

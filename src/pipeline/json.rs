@@ -205,27 +205,33 @@ pub fn minify(text: &str) -> String {
 }
 
 fn minify_into(text: &str, out: &mut String) {
-    if !text.bytes().any(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r')) {
-        out.push_str(text);
-        return;
-    }
-    let (mut in_string, mut escaped) = (false, false);
-    for c in text.chars() {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_string = false;
+    let bytes = text.as_bytes();
+    // Runs between white space are copied whole; strings are skipped to
+    // their closing quote. All the bytes looked at are ASCII, so every cut
+    // is on a character boundary.
+    let (mut i, mut run) = (0, 0);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i += 1;
+                while let Some(j) = bytes.get(i..).and_then(|rest| memchr::memchr2(b'"', b'\\', rest)) {
+                    i += j;
+                    if bytes[i] == b'"' {
+                        break;
+                    }
+                    i += 2;
+                }
+                i += 1;
             }
-        } else if c == '"' {
-            in_string = true;
-        } else if matches!(c, ' ' | '\t' | '\n' | '\r') {
-            continue;
+            b' ' | b'\t' | b'\n' | b'\r' => {
+                out.push_str(&text[run..i]);
+                i += 1;
+                run = i;
+            }
+            _ => i += 1,
         }
-        out.push(c);
     }
+    out.push_str(&text[run.min(text.len())..]);
 }
 
 /// A string that borrows from the input when it has no escapes.
@@ -307,6 +313,7 @@ mod tests {
 
     #[test]
     fn minify_leaves_strings_alone() {
+        assert_eq!(minify(r#" "a \\" "#), r#""a \\""#);
         assert_eq!(minify("[ \"a b\\\" c\" , { \"k\" : 1 } ]"), "[\"a b\\\" c\",{\"k\":1}]");
     }
 
@@ -332,5 +339,31 @@ mod tests {
         assert!(!is_integer_token("1.0"));
         assert!(!is_integer_token("1e3"));
         assert!(!is_integer_token("-"));
+    }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            "[ a-z\\\\\"\\t\\n\\u{e9}]{0,8}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map("[a-z ]{0,3}", inner, 0..4)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Minifying pretty-printed JSON gives the compact form.
+        #[test]
+        fn minify_undoes_pretty_printing(value in json_value()) {
+            let pretty = serde_json::to_string_pretty(&value).unwrap();
+            proptest::prop_assert_eq!(minify(&pretty), serde_json::to_string(&value).unwrap());
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Fixed columns of `identifies` and `users`: a trait with one of these names
 /// gets a `_` prefix so it cannot shadow the fixed column.
@@ -80,7 +81,7 @@ pub enum LeafSource {
 /// The column name for a leaf whose key path, joined with `_`, is `joined`
 /// (for a context leaf `joined` starts with `context_`). `Err` carries the
 /// would-be name of a leaf that cannot be a column.
-pub fn column_name(joined: &str, source: LeafSource) -> Result<String, String> {
+pub fn column_name(joined: &str, source: LeafSource) -> Result<Arc<str>, String> {
     // The same key paths come back on every event: names are remembered per
     // thread, up to a bound so that a stream of unique keys stays cheap.
     thread_local! {
@@ -94,13 +95,13 @@ pub fn column_name(joined: &str, source: LeafSource) -> Result<String, String> {
         if cache.len() >= 4096 {
             cache.clear();
         }
-        let name = compute_column_name(joined, source);
+        let name = compute_column_name(joined, source).map(Arc::from);
         cache.insert(joined.to_owned(), name.clone());
         name
     })
 }
 
-type NameCache = HashMap<String, Result<String, String>, foldhash::fast::RandomState>;
+type NameCache = HashMap<String, Result<Arc<str>, String>, foldhash::fast::RandomState>;
 
 fn compute_column_name(joined: &str, source: LeafSource) -> Result<String, String> {
     let mut name = snake_case(joined);
@@ -185,21 +186,24 @@ mod tests {
 
     #[test]
     fn reserved_trait_names_get_a_prefix() {
-        assert_eq!(column_name("user_id", LeafSource::Trait).unwrap(), "_user_id");
-        assert_eq!(column_name("userId", LeafSource::Trait).unwrap(), "_user_id");
-        assert_eq!(column_name("_user_id", LeafSource::Trait).unwrap(), "_user_id");
-        assert_eq!(column_name("id", LeafSource::Trait).unwrap(), "_id");
-        assert_eq!(column_name("receivedDate", LeafSource::Trait).unwrap(), "_received_date");
-        assert_eq!(column_name("context_ip", LeafSource::Trait).unwrap(), "_context_ip");
-        assert_eq!(column_name("contextIp", LeafSource::Trait).unwrap(), "_context_ip");
-        assert_eq!(column_name("context", LeafSource::Trait).unwrap(), "context");
-        assert_eq!(column_name("email", LeafSource::Trait).unwrap(), "email");
+        assert_eq!(column_name("user_id", LeafSource::Trait).as_deref().unwrap(), "_user_id");
+        assert_eq!(column_name("userId", LeafSource::Trait).as_deref().unwrap(), "_user_id");
+        assert_eq!(column_name("_user_id", LeafSource::Trait).as_deref().unwrap(), "_user_id");
+        assert_eq!(column_name("id", LeafSource::Trait).as_deref().unwrap(), "_id");
+        assert_eq!(column_name("receivedDate", LeafSource::Trait).as_deref().unwrap(), "_received_date");
+        assert_eq!(column_name("context_ip", LeafSource::Trait).as_deref().unwrap(), "_context_ip");
+        assert_eq!(column_name("contextIp", LeafSource::Trait).as_deref().unwrap(), "_context_ip");
+        assert_eq!(column_name("context", LeafSource::Trait).as_deref().unwrap(), "context");
+        assert_eq!(column_name("email", LeafSource::Trait).as_deref().unwrap(), "email");
     }
 
     #[test]
     fn context_names_keep_their_prefix() {
-        assert_eq!(column_name("context_userAgent", LeafSource::Context).unwrap(), "context_user_agent");
-        assert_eq!(column_name("context_ip", LeafSource::Context).unwrap(), "context_ip");
+        assert_eq!(
+            column_name("context_userAgent", LeafSource::Context).as_deref().unwrap(),
+            "context_user_agent"
+        );
+        assert_eq!(column_name("context_ip", LeafSource::Context).as_deref().unwrap(), "context_ip");
     }
 
     #[test]
@@ -208,7 +212,7 @@ mod tests {
         assert_eq!(column_name("context_$", LeafSource::Context), Err("context".into()));
         assert_eq!(column_name("context_", LeafSource::Context), Err("context".into()));
         let long = "a".repeat(127);
-        assert_eq!(column_name(&long, LeafSource::Trait).unwrap(), long);
+        assert_eq!(column_name(&long, LeafSource::Trait).as_deref().unwrap(), long);
         let too_long = "a".repeat(128);
         assert!(column_name(&too_long, LeafSource::Trait).is_err());
         // The prefix counts towards the limit.
