@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+    ArrayBuilder, ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
@@ -66,7 +67,6 @@ impl Column {
     }
 
     fn len(&self) -> usize {
-        use arrow::array::ArrayBuilder;
         match self {
             Column::Boolean(b) => b.len(),
             Column::Int64(b) => b.len(),
@@ -99,18 +99,35 @@ impl Column {
     }
 
     fn finish(&mut self) -> ArrayRef {
+        let rows = self.len();
         match self {
             Column::Boolean(b) => Arc::new(b.finish()),
-            Column::Int64(b) => Arc::new(b.finish()),
-            Column::Float64(b) => Arc::new(b.finish()),
-            Column::Timestamp(b) => Arc::new(b.finish()),
-            Column::Utf8(b) => Arc::new(b.finish()),
+            Column::Int64(b) => Arc::new(std::mem::replace(b, Int64Builder::with_capacity(rows)).finish()),
+            Column::Float64(b) => {
+                Arc::new(std::mem::replace(b, Float64Builder::with_capacity(rows)).finish())
+            }
+            Column::Timestamp(b) => finish_timestamps(b),
+            Column::Utf8(b) => finish_strings(b),
         }
     }
 }
 
 fn timestamps() -> TimestampMicrosecondBuilder {
     TimestampMicrosecondBuilder::new().with_timezone("UTC")
+}
+
+// A finished builder starts over empty; the next batch is about as large as
+// this one, so its builder gets that capacity up front instead of growing
+// (and faulting in fresh pages) a doubling at a time.
+
+fn finish_strings(b: &mut StringBuilder) -> ArrayRef {
+    let next = StringBuilder::with_capacity(b.len(), b.values_slice().len());
+    Arc::new(std::mem::replace(b, next).finish())
+}
+
+fn finish_timestamps(b: &mut TimestampMicrosecondBuilder) -> ArrayRef {
+    let next = TimestampMicrosecondBuilder::with_capacity(b.len()).with_timezone("UTC");
+    Arc::new(std::mem::replace(b, next).finish())
 }
 
 /// Builds one record batch of `identifies` and its discards.
@@ -207,16 +224,16 @@ impl BatchBuilder {
         let mut loaded_at = timestamps();
         loaded_at.append_value_n(self.loaded_at, rows);
         let mut arrays: Vec<ArrayRef> = vec![
-            Arc::new(self.id.finish()),
-            Arc::new(self.user_id.finish()),
-            Arc::new(self.anonymous_id.finish()),
-            Arc::new(self.timestamp.finish()),
-            Arc::new(self.received_at.finish()),
+            finish_strings(&mut self.id),
+            finish_strings(&mut self.user_id),
+            finish_strings(&mut self.anonymous_id),
+            finish_timestamps(&mut self.timestamp),
+            finish_timestamps(&mut self.received_at),
             Arc::new(loaded_at.finish()),
-            Arc::new(self.original_timestamp.finish()),
-            Arc::new(self.sent_at.finish()),
-            Arc::new(self.channel.finish()),
-            Arc::new(self.traits.finish()),
+            finish_timestamps(&mut self.original_timestamp),
+            finish_timestamps(&mut self.sent_at),
+            finish_strings(&mut self.channel),
+            finish_strings(&mut self.traits),
         ];
         for column in &mut self.dynamic {
             column.pad_to(rows);

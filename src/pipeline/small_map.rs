@@ -10,7 +10,7 @@ use std::hash::Hash;
 
 use indexmap::IndexMap;
 
-const SMALL: usize = 16;
+const SMALL: usize = 32;
 
 type FastHash = foldhash::fast::RandomState;
 
