@@ -126,12 +126,11 @@ impl Held {
         self.id.is_valid(row).then(|| self.id.value(row))
     }
 
-    fn slice(&self, offset: usize, len: usize) -> Held {
-        Held { value: self.value.slice(offset, len), id: self.id.slice(offset, len) }
-    }
-
+    /// The bytes of the rows held, not of the buffers they are sliced
+    /// from: those are shared with the other aggregates of the same rows.
     fn memory_size(&self) -> usize {
-        self.value.get_array_memory_size() + self.id.get_array_memory_size()
+        self.value.to_data().get_slice_memory_size().unwrap_or(0)
+            + self.id.to_data().get_slice_memory_size().unwrap_or(0)
     }
 }
 
@@ -234,7 +233,7 @@ impl GroupsLatest {
             self.held += rows.value.len();
             self.rows.push(Held { value: rows.value, id: rows.id });
             if self.held > 4 * self.slots.len() + self.slack {
-                let gathered = self.gather()?;
+                let gathered = self.gather(&self.slots)?;
                 let slots = std::mem::take(&mut self.slots);
                 self.reset(slots, Some(gathered));
             }
@@ -242,10 +241,9 @@ impl GroupsLatest {
         Ok(())
     }
 
-    /// Gathers every group's best row into one batch, in group order.
-    fn gather(&self) -> Result<Held> {
-        let indices: Vec<(usize, usize)> =
-            self.slots.iter().map(|s| (s.batch as usize, s.row as usize)).collect();
+    /// Gathers the best rows of `slots` into one batch, in their order.
+    fn gather(&self, slots: &[Slot]) -> Result<Held> {
+        let indices: Vec<(usize, usize)> = slots.iter().map(|s| (s.batch as usize, s.row as usize)).collect();
         let pick = |f: fn(&Held) -> &dyn Array| -> Result<ArrayRef> {
             let arrays: Vec<&dyn Array> = self.rows.iter().map(f).collect();
             Ok(interleave(&arrays, &indices)?)
@@ -253,18 +251,21 @@ impl GroupsLatest {
         Ok(Held { value: pick(|r| r.value.as_ref())?, id: pick(|r| &r.id)?.as_string::<i32>().clone() })
     }
 
-    /// The first groups' rows and slots per `emit_to`; the rest stay held.
+    /// The first groups' rows and slots per `emit_to`. The rest keep
+    /// pointing into the held rows, so that emitting in small steps (as a
+    /// spilled aggregation does) costs each step only its own groups.
     fn take(&mut self, emit_to: EmitTo) -> Result<(Held, Vec<Slot>)> {
-        let gathered = self.gather()?;
-        let groups = self.slots.len();
         let n = match emit_to {
-            EmitTo::All => groups,
-            EmitTo::First(n) => n.min(groups),
+            EmitTo::All => self.slots.len(),
+            EmitTo::First(n) => n.min(self.slots.len()),
         };
         let rest = self.slots.split_off(n);
-        let taken = std::mem::take(&mut self.slots);
-        self.reset(rest, Some(gathered.slice(n, groups - n)));
-        Ok((gathered.slice(0, n), taken))
+        let taken = std::mem::replace(&mut self.slots, rest);
+        let gathered = self.gather(&taken)?;
+        if self.slots.is_empty() {
+            self.reset(Vec::new(), None);
+        }
+        Ok((gathered, taken))
     }
 }
 
