@@ -16,10 +16,11 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Int64Array, StringArray, new_null_array,
+    Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, Int32Array, Int64Array, StringArray,
+    new_null_array,
 };
 use datafusion::arrow::compute::{cast, interleave};
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int32Type, Int64Type};
 use datafusion::common::{Result, ScalarValue, internal_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
@@ -73,7 +74,11 @@ impl AggregateUDFImpl for Latest {
             )),
             Arc::new(Field::new(format!("{}[timestamp]", args.name), DataType::Int64, true)),
             Arc::new(Field::new(format!("{}[received_at]", args.name), DataType::Int64, true)),
-            Arc::new(Field::new(format!("{}[id]", args.name), DataType::Utf8, true)),
+            Arc::new(Field::new(
+                format!("{}[id]", args.name),
+                DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+                true,
+            )),
         ])
     }
 
@@ -86,12 +91,47 @@ impl AggregateUDFImpl for Latest {
     }
 }
 
+/// Message ids, as given (`Utf8`) or as the states carry them: a dictionary
+/// whose values are the input's `id` column itself. Every trait's aggregate
+/// then shares that one column through a shuffle instead of copying it.
+#[derive(Clone)]
+struct Ids {
+    keys: Option<Int32Array>,
+    values: StringArray,
+}
+
+impl Ids {
+    fn from_array(array: &ArrayRef) -> Result<Self> {
+        if let DataType::Dictionary(_, _) = array.data_type() {
+            let dictionary = array.as_dictionary::<Int32Type>();
+            let values = cast(dictionary.values(), &DataType::Utf8)?.as_string::<i32>().clone();
+            return Ok(Ids { keys: Some(dictionary.keys().clone()), values });
+        }
+        Ok(Ids { keys: None, values: cast(array, &DataType::Utf8)?.as_string::<i32>().clone() })
+    }
+
+    fn get(&self, row: usize) -> Option<&str> {
+        let row = match &self.keys {
+            Some(keys) if keys.is_null(row) => return None,
+            Some(keys) => keys.value(row) as usize,
+            None => row,
+        };
+        self.values.is_valid(row).then(|| self.values.value(row))
+    }
+
+    /// As a state column: a dictionary over the same values.
+    fn into_state(self) -> ArrayRef {
+        let keys = self.keys.unwrap_or_else(|| Int32Array::from_iter_values(0..self.values.len() as i32));
+        Arc::new(DictionaryArray::new(keys, Arc::new(self.values)))
+    }
+}
+
 /// One batch of candidate rows: values and their order keys.
 struct Input {
     value: ArrayRef,
     timestamp: Int64Array,
     received_at: Int64Array,
-    id: StringArray,
+    id: Ids,
 }
 
 impl Input {
@@ -104,13 +144,13 @@ impl Input {
             value: Arc::clone(&values[0]),
             timestamp: cast(&values[1], &DataType::Int64)?.as_primitive::<Int64Type>().clone(),
             received_at: cast(&values[2], &DataType::Int64)?.as_primitive::<Int64Type>().clone(),
-            id: cast(&values[3], &DataType::Utf8)?.as_string::<i32>().clone(),
+            id: Ids::from_array(&values[3])?,
         })
     }
 
     fn key(&self, row: usize) -> (i64, i64, Option<&str>) {
         let int = |a: &Int64Array| if a.is_null(row) { i64::MAX } else { a.value(row) };
-        (int(&self.timestamp), int(&self.received_at), self.id.is_valid(row).then(|| self.id.value(row)))
+        (int(&self.timestamp), int(&self.received_at), self.id.get(row))
     }
 }
 
@@ -118,19 +158,19 @@ impl Input {
 /// slots, the ids only break ties.
 struct Held {
     value: ArrayRef,
-    id: StringArray,
+    id: Ids,
 }
 
 impl Held {
-    fn id(&self, row: usize) -> Option<&str> {
-        self.id.is_valid(row).then(|| self.id.value(row))
-    }
-
-    /// The bytes of the rows held, not of the buffers they are sliced
-    /// from: those are shared with the other aggregates of the same rows.
+    /// The bytes of the rows held, not of the buffers they are sliced from,
+    /// and of ids only their keys: the buffers and the id values are shared
+    /// with the aggregates of the other traits.
     fn memory_size(&self) -> usize {
-        self.value.to_data().get_slice_memory_size().unwrap_or(0)
-            + self.id.to_data().get_slice_memory_size().unwrap_or(0)
+        let ids = match &self.id.keys {
+            Some(keys) => keys.len() * size_of::<i32>(),
+            None => self.id.values.to_data().get_slice_memory_size().unwrap_or(0),
+        };
+        self.value.to_data().get_slice_memory_size().unwrap_or(0) + ids
     }
 }
 
@@ -181,7 +221,10 @@ impl GroupsLatest {
 
     /// Holds only the null row and, if given, `gathered`: one row per slot.
     fn reset(&mut self, mut slots: Vec<Slot>, gathered: Option<Held>) {
-        let nulls = Held { value: new_null_array(&self.data_type, 1), id: StringArray::new_null(1) };
+        let nulls = Held {
+            value: new_null_array(&self.data_type, 1),
+            id: Ids { keys: None, values: StringArray::new_null(1) },
+        };
         self.rows = vec![nulls];
         self.held = 1;
         if let Some(gathered) = gathered {
@@ -218,7 +261,7 @@ impl GroupsLatest {
                         let id = if slot.batch == batch {
                             rows.key(row).2
                         } else {
-                            self.rows[slot.batch as usize].id(row)
+                            self.rows[slot.batch as usize].id.get(row)
                         };
                         compare(key, (slot.timestamp, slot.received_at, id)) == self.wins
                     }
@@ -248,7 +291,9 @@ impl GroupsLatest {
             let arrays: Vec<&dyn Array> = self.rows.iter().map(f).collect();
             Ok(interleave(&arrays, &indices)?)
         };
-        Ok(Held { value: pick(|r| r.value.as_ref())?, id: pick(|r| &r.id)?.as_string::<i32>().clone() })
+        let ids =
+            StringArray::from_iter(slots.iter().map(|s| self.rows[s.batch as usize].id.get(s.row as usize)));
+        Ok(Held { value: pick(|r| r.value.as_ref())?, id: Ids { keys: None, values: ids } })
     }
 
     /// The first groups' rows and slots per `emit_to`. The rest keep
@@ -289,7 +334,7 @@ impl GroupsAccumulator for GroupsLatest {
         let key = |f: fn(&Slot) -> i64| -> ArrayRef {
             Arc::new(Int64Array::from_iter(slots.iter().map(|s| (s.batch != 0).then(|| f(s)))))
         };
-        Ok(vec![held.value, key(|s| s.timestamp), key(|s| s.received_at), Arc::new(held.id)])
+        Ok(vec![held.value, key(|s| s.timestamp), key(|s| s.received_at), held.id.into_state()])
     }
 
     fn merge_batch(
@@ -315,12 +360,16 @@ impl GroupsAccumulator for GroupsLatest {
             }
             None => rows.value,
         };
-        Ok(vec![value, Arc::new(rows.timestamp), Arc::new(rows.received_at), Arc::new(rows.id)])
+        Ok(vec![value, Arc::new(rows.timestamp), Arc::new(rows.received_at), rows.id.into_state()])
     }
 
     fn size(&self) -> usize {
         self.rows.iter().map(Held::memory_size).sum::<usize>() + self.slots.capacity() * size_of::<Slot>()
     }
+}
+
+fn id_scalar(id: Option<String>) -> ScalarValue {
+    ScalarValue::Dictionary(Box::new(DataType::Int32), Box::new(ScalarValue::Utf8(id)))
 }
 
 /// The same rule for DataFusion's ungrouped plans.
@@ -364,13 +413,13 @@ impl Accumulator for RowLatest {
                 value.clone(),
                 ScalarValue::Int64(Some(*t)),
                 ScalarValue::Int64(Some(*r)),
-                ScalarValue::Utf8(id.clone()),
+                id_scalar(id.clone()),
             ],
             None => vec![
                 ScalarValue::try_from(&self.data_type)?,
                 ScalarValue::Int64(None),
                 ScalarValue::Int64(None),
-                ScalarValue::Utf8(None),
+                id_scalar(None),
             ],
         })
     }
