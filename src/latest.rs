@@ -19,7 +19,7 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, Int32Array, Int64Array, StringArray,
     new_null_array,
 };
-use datafusion::arrow::compute::{cast, interleave};
+use datafusion::arrow::compute::{cast, interleave, not, nullif, prep_null_mask_filter};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int32Type, Int64Type};
 use datafusion::common::{Result, ScalarValue, internal_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
@@ -94,7 +94,6 @@ impl AggregateUDFImpl for Latest {
 /// Message ids, as given (`Utf8`) or as the states carry them: a dictionary
 /// whose values are the input's `id` column itself. Every trait's aggregate
 /// then shares that one column through a shuffle instead of copying it.
-#[derive(Clone)]
 struct Ids {
     keys: Option<Int32Array>,
     values: StringArray,
@@ -148,9 +147,15 @@ impl Input {
         })
     }
 
-    fn key(&self, row: usize) -> (i64, i64, Option<&str>) {
+    /// `timestamp` and `received_at`: the id is only read to break a tie.
+    fn order(&self, row: usize) -> (i64, i64) {
         let int = |a: &Int64Array| if a.is_null(row) { i64::MAX } else { a.value(row) };
-        (int(&self.timestamp), int(&self.received_at), self.id.get(row))
+        (int(&self.timestamp), int(&self.received_at))
+    }
+
+    fn key(&self, row: usize) -> (i64, i64, Option<&str>) {
+        let (timestamp, received_at) = self.order(row);
+        (timestamp, received_at, self.id.get(row))
     }
 }
 
@@ -252,23 +257,23 @@ impl GroupsLatest {
                 continue;
             }
             let slot = self.slots[group];
-            let key = rows.key(row);
+            let (timestamp, received_at) = rows.order(row);
             let better = slot.batch == 0
-                || match (key.0, key.1).cmp(&(slot.timestamp, slot.received_at)) {
+                || match (timestamp, received_at).cmp(&(slot.timestamp, slot.received_at)) {
                     Ordering::Equal => {
                         // The best row may be one of this batch's.
-                        let row = slot.row as usize;
-                        let id = if slot.batch == batch {
-                            rows.key(row).2
+                        let best = slot.row as usize;
+                        let best_id = if slot.batch == batch {
+                            rows.id.get(best)
                         } else {
-                            self.rows[slot.batch as usize].id.get(row)
+                            self.rows[slot.batch as usize].id.get(best)
                         };
-                        compare(key, (slot.timestamp, slot.received_at, id)) == self.wins
+                        compare(rows.key(row), (timestamp, received_at, best_id)) == self.wins
                     }
                     order => order == self.wins,
                 };
             if better {
-                self.slots[group] = Slot { timestamp: key.0, received_at: key.1, batch, row: row as u32 };
+                self.slots[group] = Slot { timestamp, received_at, batch, row: row as u32 };
                 used = true;
             }
         }
@@ -354,10 +359,7 @@ impl GroupsAccumulator for GroupsLatest {
         let rows = Input::from_arrays(values)?;
         // A filtered-out row becomes a null value, which merging skips.
         let value = match opt_filter {
-            Some(filter) => {
-                let keep = datafusion::arrow::compute::prep_null_mask_filter(filter);
-                datafusion::arrow::compute::nullif(&rows.value, &datafusion::arrow::compute::not(&keep)?)?
-            }
+            Some(filter) => nullif(&rows.value, &not(&prep_null_mask_filter(filter))?)?,
             None => rows.value,
         };
         Ok(vec![value, Arc::new(rows.timestamp), Arc::new(rows.received_at), rows.id.into_state()])

@@ -95,9 +95,7 @@ fn visit(
                 // the later key wins.
                 Some(old) if old.exact && !exact => {}
                 Some(old) => *old = candidate,
-                None => {
-                    columns.insert(name, candidate);
-                }
+                None => columns.append(name, candidate),
             }
         }
         Err(name) => invalid.push(Leaf { column: Err(name), kind, text }),

@@ -231,7 +231,7 @@ fn minify_into(text: &str, out: &mut String) {
             _ => i += 1,
         }
     }
-    out.push_str(&text[run.min(text.len())..]);
+    out.push_str(&text[run..]);
 }
 
 /// A string that borrows from the input when it has no escapes.

@@ -5,6 +5,8 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::json::FastHash;
+
 /// Fixed columns of `identifies` and `users`: a trait with one of these names
 /// gets a `_` prefix so it cannot shadow the fixed column.
 pub const RESERVED: &[&str] = &[
@@ -101,7 +103,7 @@ pub fn column_name(joined: &str, source: LeafSource) -> Result<Arc<str>, String>
     })
 }
 
-type NameCache = HashMap<String, Result<Arc<str>, String>, foldhash::fast::RandomState>;
+type NameCache = HashMap<String, Result<Arc<str>, String>, FastHash>;
 
 fn compute_column_name(joined: &str, source: LeafSource) -> Result<String, String> {
     let mut name = snake_case(joined);

@@ -10,9 +10,9 @@ use std::hash::Hash;
 
 use indexmap::IndexMap;
 
-const SMALL: usize = 32;
+use super::json::FastHash;
 
-type FastHash = foldhash::fast::RandomState;
+const SMALL: usize = 32;
 
 #[derive(Debug)]
 pub enum SmallMap<K, V> {
@@ -46,10 +46,14 @@ impl<K: Borrow<str> + Hash + Eq, V> SmallMap<K, V> {
     }
 
     pub fn insert(&mut self, key: K, value: V) {
-        if let Some(old) = self.get_mut(key.borrow()) {
-            *old = value;
-            return;
+        match self.get_mut(key.borrow()) {
+            Some(old) => *old = value,
+            None => self.append(key, value),
         }
+    }
+
+    /// Adds a key the caller has just looked up and not found.
+    pub fn append(&mut self, key: K, value: V) {
         match self {
             SmallMap::Small(entries) if entries.len() < SMALL => entries.push((key, value)),
             SmallMap::Small(entries) => {

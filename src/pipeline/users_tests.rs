@@ -97,6 +97,16 @@ async fn stitching_follows_the_earliest_link() {
 }
 
 #[tokio::test]
+async fn a_link_tie_goes_to_the_smallest_id() {
+    let rows = "
+        ('e2', 'u2', 'a1', '2024-01-01T00:00:00', '2024-01-01T00:00:00'),
+        ('e1', 'u1', 'a1', '2024-01-01T00:00:00', '2024-01-01T00:00:00'),
+        ('e3', 'u3', 'a1', '2024-01-01T00:00:00', '2024-01-01T00:00:00')";
+    let (map, _) = collapse(&[], rows).await;
+    assert!(lines(&map).contains(&"| a1           | u1      | 2024-01-01T00:00:00 |".to_owned()), "{map}");
+}
+
+#[tokio::test]
 async fn latest_non_null_value_by_event_order() {
     let traits = [column("plan", Utf8), column("seats", Int64), column("context_ip", Utf8)];
     let rows = "
