@@ -1,6 +1,5 @@
--- users (SPEC §6): one row per user id that owns at least one identify.
--- An identify belongs to its own user id; one with only an anonymous id
--- belongs to that anonymous id's user (identity_map), or to no user.
+-- users (SPEC §6): one row per user id that owns at least one identify,
+-- from `owned` (sql/owned.sql): the identifies with their owner.
 --
 -- Templated by src/pipeline/users.rs for the trait columns of identifies:
 --   trait_aggregates (placeholder below), for each trait column c:
@@ -12,19 +11,13 @@
 --   trait_columns (placeholder below), for each trait column c: , c
 --     (with `name` filled from first_name and last_name when still null).
 -- Internal names hold a `$`, which no column name of identifies can.
-WITH owned AS (
-    SELECT COALESCE(i.user_id, m.user_id) AS "il$owner", i.*
-    FROM identifies AS i
-    LEFT JOIN identity_map AS m ON i.anonymous_id = m.anonymous_id
-),
-collapsed AS (
+WITH collapsed AS (
     SELECT "il$owner",
            min("timestamp") AS first_seen_at,
            max("timestamp") AS last_seen_at,
            count(*) AS identify_count
            {{trait_aggregates}}
     FROM owned
-    WHERE "il$owner" IS NOT NULL
     GROUP BY "il$owner"
 ),
 -- The anonymous ids that belong to a user are its identity_map rows.

@@ -16,11 +16,10 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, Int32Array, Int64Array, StringArray,
-    new_null_array,
+    Array, ArrayRef, AsArray, BooleanArray, Int64Array, StringArray, new_null_array,
 };
 use datafusion::arrow::compute::{cast, interleave, not, nullif, prep_null_mask_filter};
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int32Type, Int64Type};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type};
 use datafusion::common::{Result, ScalarValue, internal_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
@@ -74,11 +73,7 @@ impl AggregateUDFImpl for Latest {
             )),
             Arc::new(Field::new(format!("{}[timestamp]", args.name), DataType::Int64, true)),
             Arc::new(Field::new(format!("{}[received_at]", args.name), DataType::Int64, true)),
-            Arc::new(Field::new(
-                format!("{}[id]", args.name),
-                DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
-                true,
-            )),
+            Arc::new(Field::new(format!("{}[id]", args.name), DataType::Utf8, true)),
         ])
     }
 
@@ -91,37 +86,25 @@ impl AggregateUDFImpl for Latest {
     }
 }
 
-/// Message ids, as given (`Utf8`) or as the states carry them: a dictionary
-/// whose values are the input's `id` column itself. Every trait's aggregate
-/// then shares that one column through a shuffle instead of copying it.
+/// Message ids: they only break ties of (`timestamp`, `received_at`).
 struct Ids {
-    keys: Option<Int32Array>,
     values: StringArray,
+    /// Whether these ids are this aggregate's own copy (gathered), not the
+    /// input's column, which every trait's aggregate holds at once.
+    own: bool,
 }
 
 impl Ids {
     fn from_array(array: &ArrayRef) -> Result<Self> {
-        if let DataType::Dictionary(_, _) = array.data_type() {
-            let dictionary = array.as_dictionary::<Int32Type>();
-            let values = cast(dictionary.values(), &DataType::Utf8)?.as_string::<i32>().clone();
-            return Ok(Ids { keys: Some(dictionary.keys().clone()), values });
-        }
-        Ok(Ids { keys: None, values: cast(array, &DataType::Utf8)?.as_string::<i32>().clone() })
+        Ok(Ids { values: cast(array, &DataType::Utf8)?.as_string::<i32>().clone(), own: false })
     }
 
     fn get(&self, row: usize) -> Option<&str> {
-        let row = match &self.keys {
-            Some(keys) if keys.is_null(row) => return None,
-            Some(keys) => keys.value(row) as usize,
-            None => row,
-        };
         self.values.is_valid(row).then(|| self.values.value(row))
     }
 
-    /// As a state column: a dictionary over the same values.
     fn into_state(self) -> ArrayRef {
-        let keys = self.keys.unwrap_or_else(|| Int32Array::from_iter_values(0..self.values.len() as i32));
-        Arc::new(DictionaryArray::new(keys, Arc::new(self.values)))
+        Arc::new(self.values)
     }
 }
 
@@ -167,15 +150,12 @@ struct Held {
 }
 
 impl Held {
-    /// The bytes of the rows held, not of the buffers they are sliced from,
-    /// and of ids only their keys: the buffers and the id values are shared
-    /// with the aggregates of the other traits.
+    /// The bytes of the rows held, not of the buffers they are sliced from;
+    /// the input's ids are counted by no one trait's aggregate, as they are
+    /// shared by all of them.
     fn memory_size(&self) -> usize {
-        let ids = match &self.id.keys {
-            Some(keys) => keys.len() * size_of::<i32>(),
-            None => self.id.values.to_data().get_slice_memory_size().unwrap_or(0),
-        };
-        self.value.to_data().get_slice_memory_size().unwrap_or(0) + ids
+        let slice = |a: &dyn Array| a.to_data().get_slice_memory_size().unwrap_or(0);
+        slice(self.value.as_ref()) + if self.id.own { slice(&self.id.values) } else { 0 }
     }
 }
 
@@ -228,7 +208,7 @@ impl GroupsLatest {
     fn reset(&mut self, mut slots: Vec<Slot>, gathered: Option<Held>) {
         let nulls = Held {
             value: new_null_array(&self.data_type, 1),
-            id: Ids { keys: None, values: StringArray::new_null(1) },
+            id: Ids { values: StringArray::new_null(1), own: true },
         };
         self.rows = vec![nulls];
         self.held = 1;
@@ -298,7 +278,7 @@ impl GroupsLatest {
         };
         let ids =
             StringArray::from_iter(slots.iter().map(|s| self.rows[s.batch as usize].id.get(s.row as usize)));
-        Ok(Held { value: pick(|r| r.value.as_ref())?, id: Ids { keys: None, values: ids } })
+        Ok(Held { value: pick(|r| r.value.as_ref())?, id: Ids { values: ids, own: true } })
     }
 
     /// The first groups' rows and slots per `emit_to`. The rest keep
@@ -370,10 +350,6 @@ impl GroupsAccumulator for GroupsLatest {
     }
 }
 
-fn id_scalar(id: Option<String>) -> ScalarValue {
-    ScalarValue::Dictionary(Box::new(DataType::Int32), Box::new(ScalarValue::Utf8(id)))
-}
-
 /// The same rule for DataFusion's ungrouped plans.
 #[derive(Debug)]
 struct RowLatest {
@@ -415,13 +391,13 @@ impl Accumulator for RowLatest {
                 value.clone(),
                 ScalarValue::Int64(Some(*t)),
                 ScalarValue::Int64(Some(*r)),
-                id_scalar(id.clone()),
+                ScalarValue::Utf8(id.clone()),
             ],
             None => vec![
                 ScalarValue::try_from(&self.data_type)?,
                 ScalarValue::Int64(None),
                 ScalarValue::Int64(None),
-                id_scalar(None),
+                ScalarValue::Utf8(None),
             ],
         })
     }

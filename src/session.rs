@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::datasource::MemTable;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
@@ -16,6 +17,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use crate::config::WarehouseConfig;
 use crate::error::{Error, Result};
 use crate::latest::udafs;
+use crate::one_phase::OnePhaseAggregate;
 use crate::pipeline::columns::ColumnDef;
 use crate::pipeline::commit::Warehouse;
 use crate::pipeline::identifies::{discards_schema, identifies_schema};
@@ -48,6 +50,25 @@ pub async fn derived_reader(
 }
 
 pub fn session(config: &WarehouseConfig, threads: usize, warehouse: &Warehouse) -> Result<SessionContext> {
+    session_with(config, threads, warehouse, false)
+}
+
+/// A session for `build-users`, whose aggregates group nearly as many keys
+/// as rows: see [`OnePhaseAggregate`].
+pub fn collapse_session(
+    config: &WarehouseConfig,
+    threads: usize,
+    warehouse: &Warehouse,
+) -> Result<SessionContext> {
+    session_with(config, threads, warehouse, true)
+}
+
+fn session_with(
+    config: &WarehouseConfig,
+    threads: usize,
+    warehouse: &Warehouse,
+    one_phase: bool,
+) -> Result<SessionContext> {
     let mut runtime = RuntimeEnvBuilder::new().with_memory_limit(config.memory_limit as usize, 1.0);
     if let Some(dir) = &config.spill_dir {
         runtime = runtime.with_temp_file_path(dir);
@@ -59,7 +80,12 @@ pub fn session(config: &WarehouseConfig, threads: usize, warehouse: &Warehouse) 
         .with_target_partitions(threads.max(1))
         .with_information_schema(true)
         .set_bool("datafusion.execution.parquet.schema_force_view_types", false);
-    let ctx = SessionContext::new_with_config_rt(session, runtime);
+    let mut state =
+        SessionStateBuilder::new().with_config(session).with_runtime_env(runtime).with_default_features();
+    if one_phase {
+        state = state.with_physical_optimizer_rule(Arc::new(OnePhaseAggregate));
+    }
+    let ctx = SessionContext::new_with_state(state.build());
     for udaf in udafs() {
         ctx.register_udaf(udaf);
     }

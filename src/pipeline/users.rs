@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use datafusion::physical_plan::display::DisplayableExecutionPlan;
+use datafusion::physical_plan::{displayable, execute_stream};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use futures::TryStreamExt;
 
@@ -14,9 +16,10 @@ use super::parquet_out::ParquetOut;
 use super::typing::ColumnType;
 use crate::config::WarehouseConfig;
 use crate::error::{Error, Result};
-use crate::session::{derived_file, derived_reader, register_tables, session};
+use crate::session::{collapse_session, derived_file, derived_reader, register_tables};
 
 const IDENTITY_MAP_SQL: &str = include_str!("../../sql/identity_map.sql");
+const OWNED_SQL: &str = include_str!("../../sql/owned.sql");
 const USERS_SQL: &str = include_str!("../../sql/users.sql");
 
 /// The footer key recording the log version a derived table was built from.
@@ -27,7 +30,7 @@ pub async fn build_users(config: &WarehouseConfig, warehouse: &Warehouse, thread
     let state = warehouse.open().await?;
     let version = state.version;
     remove_partial_files(warehouse);
-    let ctx = session(config, threads, warehouse)?;
+    let ctx = collapse_session(config, threads, warehouse)?;
     register_tables(&ctx, warehouse, &state.columns).await?;
     for table in ["users", "identity_map"] {
         // The derived tables are rebuilt from identifies alone.
@@ -43,6 +46,7 @@ pub async fn build_users(config: &WarehouseConfig, warehouse: &Warehouse, thread
     ctx.register_parquet("identity_map", &url, ParquetReadOptions::default())
         .await
         .map_err(|source| Error::DataFusion { action: "registering identity_map", source })?;
+    run_sql(&ctx, &format!("CREATE VIEW owned AS {OWNED_SQL}")).await?;
     write_table(&ctx, warehouse, "users", &users_sql(&state.columns), version).await
 }
 
@@ -115,9 +119,13 @@ async fn write_table(
     let started = std::time::Instant::now();
     let frame = run_sql(ctx, sql).await?;
     let schema = Arc::new(frame.schema().as_arrow().clone());
-    let mut stream = frame
-        .execute_stream()
+    let task = frame.task_ctx();
+    let plan = frame
+        .create_physical_plan()
         .await
+        .map_err(|source| Error::DataFusion { action: "planning the collapse", source })?;
+    tracing::debug!(table, plan = %displayable(plan.as_ref()).indent(true), "plan");
+    let mut stream = execute_stream(Arc::clone(&plan), Arc::new(task))
         .map_err(|source| Error::DataFusion { action: "running the collapse", source })?;
     let path = warehouse.table_path(&derived_file(table));
     let url = warehouse.location.url_of(&path);
@@ -133,6 +141,7 @@ async fn write_table(
         out.write(&batch).await?;
     }
     out.close().await?;
+    tracing::debug!(table, plan = %DisplayableExecutionPlan::with_metrics(plan.as_ref()).indent(true), "ran");
     tracing::info!(table, rows, elapsed_s = started.elapsed().as_secs_f64(), "built");
     Ok(rows)
 }
