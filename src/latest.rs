@@ -26,12 +26,13 @@ use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
 };
 
-/// The `latest` and `earliest` aggregates, to register on a session.
-pub fn udafs() -> [AggregateUDF; 2] {
+/// The `latest`, `earliest` and `latest_fields` aggregates, to register on a session.
+pub fn udafs() -> [AggregateUDF; 3] {
     let signature = Signature::any(4, Volatility::Immutable);
     [
         AggregateUDF::from(Latest { name: "latest", wins: Ordering::Greater, signature: signature.clone() }),
         AggregateUDF::from(Latest { name: "earliest", wins: Ordering::Less, signature }),
+        crate::latest_fields::udaf(),
     ]
 }
 
@@ -160,7 +161,7 @@ impl Held {
 }
 
 /// `(timestamp, received_at, id)` order with a null id last.
-fn compare(a: (i64, i64, Option<&str>), b: (i64, i64, Option<&str>)) -> Ordering {
+pub(crate) fn compare(a: (i64, i64, Option<&str>), b: (i64, i64, Option<&str>)) -> Ordering {
     a.0.cmp(&b.0).then(a.1.cmp(&b.1)).then_with(|| match (a.2, b.2) {
         (Some(x), Some(y)) => x.cmp(y),
         (x, y) => x.is_none().cmp(&y.is_none()),

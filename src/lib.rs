@@ -6,6 +6,7 @@ pub mod config;
 pub mod error;
 pub mod inspect;
 pub mod latest;
+pub mod latest_fields;
 pub mod one_phase;
 pub mod pipeline;
 pub mod progress;

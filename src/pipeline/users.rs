@@ -67,11 +67,20 @@ pub async fn current_users(warehouse: &Warehouse) -> Result<Option<u64>> {
 /// `sql/users.sql` with the trait columns of `identifies` filled in.
 pub fn users_sql(columns: &[ColumnDef]) -> String {
     let traits: Vec<&ColumnDef> = columns.iter().filter(|c| !c.name.starts_with("context_")).collect();
-    let mut aggregates = String::new();
+    let mut aggregate = String::new();
+    let mut fields = String::new();
     let mut selected = String::new();
+    if !traits.is_empty() {
+        let named: Vec<String> =
+            traits.iter().map(|c| format!("{}, {}", literal(&c.name), quote(&c.name))).collect();
+        aggregate = format!(
+            "\n           , latest_fields(named_struct({}), \"timestamp\", received_at, id) AS \"il$traits\"",
+            named.join(", ")
+        );
+    }
     for c in &traits {
         let q = quote(&c.name);
-        aggregates.push_str(&format!("\n           , latest({q}, \"timestamp\", received_at, id) AS {q}"));
+        fields.push_str(&format!("\n           , \"il$traits\"[{}] AS {q}", literal(&c.name)));
         selected.push_str(&format!("\n       , {}", name_fill(c, &traits).unwrap_or(q)));
     }
     if !traits.iter().any(|c| c.name == "name")
@@ -79,7 +88,10 @@ pub fn users_sql(columns: &[ColumnDef]) -> String {
     {
         selected.push_str(&format!("\n       , {fill} AS \"name\""));
     }
-    USERS_SQL.replace("{{trait_aggregates}}", &aggregates).replace("{{trait_columns}}", &selected)
+    USERS_SQL
+        .replace("{{trait_aggregate}}", &aggregate)
+        .replace("{{trait_fields}}", &fields)
+        .replace("{{trait_columns}}", &selected)
 }
 
 /// `name`, filled from `first_name` and `last_name` when still null.
@@ -102,6 +114,10 @@ fn fill_expression(traits: &[&ColumnDef]) -> Option<String> {
 
 pub fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
 async fn run_sql(ctx: &SessionContext, sql: &str) -> Result<datafusion::dataframe::DataFrame> {

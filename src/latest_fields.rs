@@ -1,0 +1,572 @@
+//! `latest_fields(traits, "timestamp", received_at, id)`: `latest` (see
+//! src/latest.rs) for every field of the struct `traits` at once. Each field
+//! of the result is the field's value in the group's latest row where that
+//! field is not null, rows ordered by (`timestamp`, `received_at`, `id`).
+//!
+//! Twenty `latest` aggregates, one per trait, each read a row's order key,
+//! each keep a slot per group in its own array (twenty cache misses per
+//! row), and each gather and copy the winning ids. Here a group's slots sit
+//! side by side, a row's key is compared once for all the fields it wins
+//! together, and a group's state lists each winning row's key once.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, FixedSizeListArray, Int64Array, ListArray, StringArray,
+    StringBuilder, StructArray, UInt32Array, new_null_array,
+};
+use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
+use datafusion::arrow::compute::{cast, interleave, not, nullif, prep_null_mask_filter};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Int64Type, UInt32Type};
+use datafusion::common::{Result, ScalarValue, internal_err, plan_err};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
+};
+
+use crate::latest::compare;
+
+/// The `latest_fields` aggregate, to register on a session.
+pub fn udaf() -> AggregateUDF {
+    AggregateUDF::from(LatestFields { signature: Signature::any(4, Volatility::Immutable) })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct LatestFields {
+    signature: Signature,
+}
+
+/// The fields of the result: those of the argument, each nullable, as a
+/// field never seen is null.
+fn struct_fields(data_type: &DataType) -> Result<Fields> {
+    match data_type {
+        DataType::Struct(fields) if !fields.is_empty() => {
+            Ok(fields.iter().map(|f| f.as_ref().clone().with_nullable(true)).collect())
+        }
+        other => plan_err!("latest_fields takes a struct with fields, not {other}"),
+    }
+}
+
+/// A key of the state: one winning row's order.
+fn key_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("timestamp", DataType::Int64, false),
+        Field::new("received_at", DataType::Int64, false),
+        Field::new("id", DataType::Utf8, true),
+    ])
+}
+
+impl AggregateUDFImpl for LatestFields {
+    fn name(&self) -> &str {
+        "latest_fields"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Struct(struct_fields(&arg_types[0])?))
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(OneGroup(GroupsLatestFields::new(struct_fields(args.return_field.data_type())?))))
+    }
+
+    /// Per group: the fields' values; the distinct keys of the rows they
+    /// came from; and for each field, which of those keys is its.
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        let fields = struct_fields(args.return_field.data_type())?;
+        let keys = Field::new_list_field(DataType::Struct(key_fields()), false);
+        let sources = Field::new_list_field(DataType::UInt32, false);
+        Ok(vec![
+            Arc::new(Field::new(format!("{}[values]", args.name), DataType::Struct(fields.clone()), true)),
+            Arc::new(Field::new(format!("{}[keys]", args.name), DataType::List(Arc::new(keys)), true)),
+            Arc::new(Field::new(
+                format!("{}[sources]", args.name),
+                DataType::FixedSizeList(Arc::new(sources), fields.len() as i32),
+                true,
+            )),
+        ])
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(GroupsLatestFields::new(struct_fields(args.return_field.data_type())?)))
+    }
+}
+
+/// Candidate rows: input rows, whose fields share the row's key, or states
+/// (and compacted rows), one row per group, whose fields each name one of
+/// the group's keys.
+#[derive(Debug)]
+struct Rows {
+    columns: Vec<ArrayRef>,
+    nulls: Vec<Option<NullBuffer>>,
+    /// Order keys, a null already mapped to last (`i64::MAX`).
+    timestamp: Int64Array,
+    received_at: Int64Array,
+    id: StringArray,
+    /// For states: each row's keys start at `offsets[row]`, and field `f`'s
+    /// is `sources[row][f]` among them.
+    listed: Option<Listed>,
+    bytes: usize,
+}
+
+#[derive(Clone, Debug)]
+struct Listed {
+    offsets: OffsetBuffer<i32>,
+    sources: FixedSizeListArray,
+    /// `sources`' values.
+    source: UInt32Array,
+}
+
+impl Listed {
+    fn new(offsets: OffsetBuffer<i32>, sources: FixedSizeListArray) -> Self {
+        let source = sources.values().as_primitive::<UInt32Type>().clone();
+        Listed { offsets, sources, source }
+    }
+}
+
+/// Order keys as primitives; a null key sorts last, as `NULLS LAST` does.
+fn order(array: &ArrayRef) -> Result<Int64Array> {
+    let int = cast(array, &DataType::Int64)?;
+    let int = int.as_primitive::<Int64Type>();
+    Ok(match int.nulls() {
+        None => int.clone(),
+        Some(_) => int.iter().map(|v| Some(v.unwrap_or(i64::MAX))).collect(),
+    })
+}
+
+fn slice_bytes(array: &dyn Array) -> usize {
+    array.to_data().get_slice_memory_size().unwrap_or(0)
+}
+
+impl Rows {
+    fn new(
+        columns: Vec<ArrayRef>,
+        timestamp: Int64Array,
+        received_at: Int64Array,
+        id: StringArray,
+        listed: Option<Listed>,
+    ) -> Self {
+        let nulls = columns.iter().map(|c| c.logical_nulls()).collect();
+        let bytes = columns.iter().map(|c| slice_bytes(c.as_ref())).sum::<usize>()
+            + slice_bytes(&timestamp)
+            + slice_bytes(&received_at)
+            + slice_bytes(&id)
+            + listed.as_ref().map_or(0, |l| l.offsets.inner().inner().len() + slice_bytes(&l.sources));
+        Rows { columns, nulls, timestamp, received_at, id, listed, bytes }
+    }
+
+    /// `(traits, timestamp, received_at, id)` as given.
+    fn from_input(values: &[ArrayRef]) -> Result<Self> {
+        if values.len() != 4 {
+            return internal_err!("latest_fields takes (traits, timestamp, received_at, id)");
+        }
+        let id = cast(&values[3], &DataType::Utf8)?.as_string::<i32>().clone();
+        Ok(Rows::new(
+            values[0].as_struct().columns().to_vec(),
+            order(&values[1])?,
+            order(&values[2])?,
+            id,
+            None,
+        ))
+    }
+
+    /// `(values, keys, sources)` as `state` gives them.
+    fn from_state(values: &[ArrayRef]) -> Result<Self> {
+        if values.len() != 3 {
+            return internal_err!("latest_fields' state is (values, keys, sources)");
+        }
+        let keys = values[1].as_list::<i32>();
+        let key = keys.values().as_struct();
+        Ok(Rows::new(
+            values[0].as_struct().columns().to_vec(),
+            key.column(0).as_primitive::<Int64Type>().clone(),
+            key.column(1).as_primitive::<Int64Type>().clone(),
+            key.column(2).as_string::<i32>().clone(),
+            Some(Listed::new(keys.offsets().clone(), values[2].as_fixed_size_list().clone())),
+        ))
+    }
+
+    fn len(&self) -> usize {
+        self.columns.first().map_or(0, |c| c.len())
+    }
+
+    fn has(&self, field: usize, row: usize) -> bool {
+        self.nulls[field].as_ref().is_none_or(|n| n.is_valid(row))
+    }
+
+    /// Where the key of `row`'s value of `field` is.
+    fn key_index(&self, row: usize, field: usize) -> usize {
+        match &self.listed {
+            None => row,
+            Some(l) => {
+                l.offsets[row] as usize
+                    + l.source.value(l.sources.value_offset(row) as usize + field) as usize
+            }
+        }
+    }
+
+    fn order(&self, key: usize) -> (i64, i64) {
+        (self.timestamp.value(key), self.received_at.value(key))
+    }
+
+    fn id(&self, key: usize) -> Option<&str> {
+        self.id.is_valid(key).then(|| self.id.value(key))
+    }
+}
+
+/// Where a group's value of one field lives: `rows[batch]`, row `row`.
+/// Batch 0 is a row of nulls, the value of a field not seen yet.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Slot {
+    batch: u32,
+    row: u32,
+}
+
+impl Slot {
+    const NONE: Slot = Slot { batch: 0, row: 0 };
+}
+
+/// A group's values gathered into one row: the form of states, and of the
+/// rows held after compaction.
+struct Gathered {
+    columns: Vec<ArrayRef>,
+    timestamp: Vec<i64>,
+    received_at: Vec<i64>,
+    id: StringBuilder,
+    offsets: Vec<i32>,
+    sources: Vec<u32>,
+}
+
+#[derive(Debug)]
+struct GroupsLatestFields {
+    fields: Fields,
+    rows: Vec<Rows>,
+    /// `slots[group * fields + field]`.
+    slots: Vec<Slot>,
+    /// Rows held in `rows`, and their bytes; past twice the groups plus
+    /// `slack`, they are compacted.
+    held: usize,
+    bytes: usize,
+    slack: usize,
+}
+
+impl GroupsLatestFields {
+    fn new(fields: Fields) -> Self {
+        let mut this = Self { fields, rows: Vec::new(), slots: Vec::new(), held: 0, bytes: 0, slack: 65_536 };
+        this.reset(None);
+        this
+    }
+
+    fn width(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// Holds only the row of nulls and, if given, `gathered`: one row per
+    /// group, which the slots that have a value then point to.
+    fn reset(&mut self, gathered: Option<Rows>) {
+        let nulls = self.fields.iter().map(|f| new_null_array(f.data_type(), 1)).collect();
+        let one = Int64Array::from(vec![i64::MAX]);
+        self.rows = vec![Rows::new(nulls, one.clone(), one, StringArray::new_null(1), None)];
+        if let Some(gathered) = gathered {
+            let width = self.width();
+            for (i, slot) in self.slots.iter_mut().enumerate().filter(|(_, s)| s.batch != 0) {
+                *slot = Slot { batch: 1, row: (i / width) as u32 };
+            }
+            self.rows.push(gathered);
+        }
+        self.held = self.rows.iter().map(Rows::len).sum();
+        self.bytes = self.rows.iter().map(|r| r.bytes).sum();
+    }
+
+    fn update(
+        &mut self,
+        rows: Rows,
+        groups: &[usize],
+        filter: Option<&BooleanArray>,
+        total: usize,
+    ) -> Result<()> {
+        let width = self.width();
+        self.slots.resize(total * width, Slot::NONE);
+        let batch = self.rows.len() as u32;
+        self.rows.push(rows);
+        let (held, current) = self.rows.split_at(batch as usize);
+        let rows = &current[0];
+        let at = |slot: Slot| if slot.batch == batch { rows } else { &held[slot.batch as usize] };
+        let mut used = false;
+        for (row, &group) in groups.iter().enumerate() {
+            if filter.is_some_and(|f| !f.is_valid(row) || !f.value(row)) {
+                continue;
+            }
+            // The fields of a row mostly win or lose together, against the
+            // same best row: compare each pair of keys once.
+            let mut last: Option<(u32, usize, usize, bool)> = None;
+            for field in 0..width {
+                if !rows.has(field, row) {
+                    continue;
+                }
+                let slot = &mut self.slots[group * width + field];
+                let key = rows.key_index(row, field);
+                let better = if slot.batch == 0 {
+                    true
+                } else {
+                    let best_rows = at(*slot);
+                    let best = best_rows.key_index(slot.row as usize, field);
+                    match last {
+                        Some((b, k, own, better)) if b == slot.batch && k == best && own == key => better,
+                        _ => {
+                            let ordering = match rows.order(key).cmp(&best_rows.order(best)) {
+                                Ordering::Equal => compare((0, 0, rows.id(key)), (0, 0, best_rows.id(best))),
+                                other => other,
+                            };
+                            let better = ordering == Ordering::Greater;
+                            last = Some((slot.batch, best, key, better));
+                            better
+                        }
+                    }
+                };
+                if better {
+                    *slot = Slot { batch, row: row as u32 };
+                    used = true;
+                }
+            }
+        }
+        let rows = self.rows.pop().expect("pushed above");
+        if used {
+            self.held += rows.len();
+            self.bytes += rows.bytes;
+            self.rows.push(rows);
+            if self.held > 2 * (self.slots.len() / width) + self.slack {
+                let all = std::mem::take(&mut self.slots);
+                let gathered = self.gather(&all)?;
+                self.slots = all;
+                self.reset(Some(gathered));
+            }
+        }
+        Ok(())
+    }
+
+    /// The values and keys of `slots` (whole groups), one row per group.
+    fn gather(&self, slots: &[Slot]) -> Result<Rows> {
+        let width = self.width();
+        let groups = slots.len() / width;
+        let mut out = Gathered {
+            columns: Vec::with_capacity(width),
+            timestamp: Vec::with_capacity(groups),
+            received_at: Vec::with_capacity(groups),
+            id: StringBuilder::with_capacity(groups, groups * 36),
+            offsets: Vec::with_capacity(groups + 1),
+            sources: Vec::with_capacity(slots.len()),
+        };
+        for field in 0..width {
+            let arrays: Vec<&dyn Array> = self.rows.iter().map(|r| r.columns[field].as_ref()).collect();
+            let indices: Vec<(usize, usize)> =
+                slots.iter().skip(field).step_by(width).map(|s| (s.batch as usize, s.row as usize)).collect();
+            out.columns.push(interleave(&arrays, &indices)?);
+        }
+        out.offsets.push(0);
+        let mut distinct: Vec<(u32, usize)> = Vec::with_capacity(width);
+        for group in slots.chunks(width) {
+            distinct.clear();
+            for (field, slot) in group.iter().enumerate() {
+                if slot.batch == 0 {
+                    out.sources.push(0);
+                    continue;
+                }
+                let rows = &self.rows[slot.batch as usize];
+                let key = rows.key_index(slot.row as usize, field);
+                let source = match distinct.iter().position(|&d| d == (slot.batch, key)) {
+                    Some(source) => source,
+                    None => {
+                        distinct.push((slot.batch, key));
+                        let (timestamp, received_at) = rows.order(key);
+                        out.timestamp.push(timestamp);
+                        out.received_at.push(received_at);
+                        out.id.append_option(rows.id(key));
+                        distinct.len() - 1
+                    }
+                };
+                out.sources.push(source as u32);
+            }
+            out.offsets.push(out.timestamp.len() as i32);
+        }
+        let sources = FixedSizeListArray::new(
+            Arc::new(Field::new_list_field(DataType::UInt32, false)),
+            width as i32,
+            Arc::new(UInt32Array::from(out.sources)),
+            None,
+        );
+        Ok(Rows::new(
+            out.columns,
+            Int64Array::from(out.timestamp),
+            Int64Array::from(out.received_at),
+            out.id.finish(),
+            Some(Listed::new(OffsetBuffer::new(out.offsets.into()), sources)),
+        ))
+    }
+
+    /// The first groups per `emit_to`, gathered. The rest keep pointing into
+    /// the held rows, so that emitting in small steps (as a spilled
+    /// aggregation does) costs each step only its own groups.
+    fn take(&mut self, emit_to: EmitTo) -> Result<Rows> {
+        let width = self.width();
+        let groups = self.slots.len() / width;
+        let n = match emit_to {
+            EmitTo::All => groups,
+            EmitTo::First(n) => n.min(groups),
+        };
+        let rest = self.slots.split_off(n * width);
+        let taken = std::mem::replace(&mut self.slots, rest);
+        let gathered = self.gather(&taken)?;
+        if self.slots.is_empty() {
+            self.reset(None);
+        }
+        Ok(gathered)
+    }
+
+    fn values(&self, rows: Rows) -> ArrayRef {
+        Arc::new(StructArray::new(self.fields.clone(), rows.columns, None))
+    }
+
+    fn state_arrays(&self, rows: Rows) -> Vec<ArrayRef> {
+        let Listed { offsets, sources, .. } = rows.listed.clone().expect("gathered rows are listed");
+        let keys = StructArray::new(
+            key_fields(),
+            vec![
+                Arc::new(rows.timestamp.clone()),
+                Arc::new(rows.received_at.clone()),
+                Arc::new(rows.id.clone()),
+            ],
+            None,
+        );
+        let keys = ListArray::new(
+            Arc::new(Field::new_list_field(DataType::Struct(key_fields()), false)),
+            offsets,
+            Arc::new(keys),
+            None,
+        );
+        vec![self.values(rows), Arc::new(keys), Arc::new(sources)]
+    }
+}
+
+impl GroupsAccumulator for GroupsLatestFields {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.update(Rows::from_input(values)?, group_indices, opt_filter, total_num_groups)
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        let rows = self.take(emit_to)?;
+        Ok(self.values(rows))
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        let rows = self.take(emit_to)?;
+        Ok(self.state_arrays(rows))
+    }
+
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.update(Rows::from_state(values)?, group_indices, None, total_num_groups)
+    }
+
+    /// Each row as a state of its own: one key, the source of every field.
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&BooleanArray>,
+    ) -> Result<Vec<ArrayRef>> {
+        let rows = Rows::from_input(values)?;
+        let len = rows.len();
+        let width = self.width();
+        let mut columns = rows.columns;
+        if let Some(filter) = opt_filter {
+            // A filtered-out row has no values, which merging skips.
+            let dropped = not(&prep_null_mask_filter(filter))?;
+            columns = columns.iter().map(|c| nullif(c, &dropped)).collect::<Result<_, _>>()?;
+        }
+        let keys = StructArray::new(
+            key_fields(),
+            vec![Arc::new(rows.timestamp), Arc::new(rows.received_at), Arc::new(rows.id)],
+            None,
+        );
+        let keys = ListArray::new(
+            Arc::new(Field::new_list_field(DataType::Struct(key_fields()), false)),
+            OffsetBuffer::from_lengths(std::iter::repeat_n(1, len)),
+            Arc::new(keys),
+            None,
+        );
+        let sources = FixedSizeListArray::new(
+            Arc::new(Field::new_list_field(DataType::UInt32, false)),
+            width as i32,
+            Arc::new(UInt32Array::from(vec![0; len * width])),
+            None,
+        );
+        Ok(vec![
+            Arc::new(StructArray::new(self.fields.clone(), columns, None)),
+            Arc::new(keys),
+            Arc::new(sources),
+        ])
+    }
+
+    fn size(&self) -> usize {
+        self.bytes + self.slots.capacity() * size_of::<Slot>()
+    }
+}
+
+/// The same rule for DataFusion's ungrouped plans: one group.
+#[derive(Debug)]
+struct OneGroup(GroupsLatestFields);
+
+impl OneGroup {
+    /// Emitting takes the group away; it is back, empty, for the next use.
+    fn group(&mut self) -> &mut GroupsLatestFields {
+        let width = self.0.width();
+        if self.0.slots.is_empty() {
+            self.0.slots.resize(width, Slot::NONE);
+        }
+        &mut self.0
+    }
+}
+
+impl Accumulator for OneGroup {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.0.update_batch(values, &vec![0; values[0].len()], None, 1)
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        ScalarValue::try_from_array(&self.group().evaluate(EmitTo::All)?, 0)
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        self.group().state(EmitTo::All)?.iter().map(|a| ScalarValue::try_from_array(a, 0)).collect()
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        self.0.merge_batch(states, &vec![0; states[0].len()], 1)
+    }
+
+    fn size(&self) -> usize {
+        size_of_val(self) + self.0.size()
+    }
+}
+
+#[cfg(test)]
+#[path = "latest_fields_tests.rs"]
+mod tests;
