@@ -15,8 +15,13 @@
 --   trait_columns, for each trait column c: , c
 --     (with `name` filled from first_name and last_name when still null).
 -- Internal names hold a `$`, which no column name of identifies can.
+-- A user's anonymous ids (its identity_map rows) are those of its identifies
+-- that are linked to it: each was linked by at least one of them. This
+-- keeps every user-sized state in the aggregate, which can spill, rather
+-- than in a join's hash table, which cannot.
 WITH collapsed AS (
     SELECT "il$owner",
+           array_agg(anonymous_id) FILTER (WHERE "il$linked_to" = "il$owner") AS "il$anonymous_ids",
            min("timestamp") AS first_seen_at,
            max("timestamp") AS last_seen_at,
            count(*) AS identify_count
@@ -25,22 +30,16 @@ WITH collapsed AS (
     GROUP BY "il$owner"
 ),
 traits AS (
-    SELECT "il$owner", first_seen_at, last_seen_at, identify_count
+    SELECT "il$owner", "il$anonymous_ids", first_seen_at, last_seen_at, identify_count
            {{trait_fields}}
     FROM collapsed
-),
--- The anonymous ids that belong to a user are its identity_map rows.
-anonymous AS (
-    SELECT user_id AS "il$owner", array_agg(anonymous_id) AS "il$anonymous_ids"
-    FROM identity_map
-    GROUP BY user_id
 )
-SELECT traits."il$owner" AS id,
-       array_sort(COALESCE(anonymous."il$anonymous_ids", arrow_cast(make_array(), 'List(Utf8)'))) AS anonymous_ids,
+SELECT "il$owner" AS id,
+       array_sort(array_distinct(COALESCE("il$anonymous_ids", arrow_cast(make_array(), 'List(Utf8)')))) AS anonymous_ids,
        first_seen_at,
        last_seen_at,
        identify_count
        {{trait_columns}}
 FROM traits
-LEFT JOIN anonymous ON anonymous."il$owner" = traits."il$owner"
-ORDER BY id
+-- No ORDER BY: a sort of the whole table would have to share the memory
+-- limit with the aggregate still emitting into it, and could not finish.

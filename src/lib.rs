@@ -7,6 +7,7 @@ pub mod error;
 pub mod inspect;
 pub mod latest;
 pub mod latest_fields;
+pub mod memory;
 pub mod one_phase;
 pub mod pipeline;
 pub mod progress;

@@ -2,11 +2,13 @@
 //! `--memory-limit` and spills to `--spill-dir` (SPEC §8), with the
 //! warehouse's tables registered by name.
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::datasource::MemTable;
 use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::memory_pool::TrackConsumersPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
@@ -17,6 +19,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use crate::config::WarehouseConfig;
 use crate::error::{Error, Result};
 use crate::latest::udafs;
+use crate::memory::FairPool;
 use crate::one_phase::OnePhaseAggregate;
 use crate::pipeline::columns::ColumnDef;
 use crate::pipeline::commit::Warehouse;
@@ -69,7 +72,10 @@ fn session_with(
     warehouse: &Warehouse,
     one_phase: bool,
 ) -> Result<SessionContext> {
-    let mut runtime = RuntimeEnvBuilder::new().with_memory_limit(config.memory_limit as usize, 1.0);
+    let mut runtime = RuntimeEnvBuilder::new().with_memory_pool(Arc::new(TrackConsumersPool::new(
+        FairPool::new(config.memory_limit as usize),
+        NonZeroUsize::new(5).expect("5 is not zero"),
+    )));
     if let Some(dir) = &config.spill_dir {
         runtime = runtime.with_temp_file_path(dir);
     }

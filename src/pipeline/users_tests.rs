@@ -48,7 +48,8 @@ async fn collapse(trait_columns: &[ColumnDef], rows: &str) -> (String, String) {
     let map =
         ctx.sql("SELECT * FROM identity_map ORDER BY anonymous_id").await.unwrap().collect().await.unwrap();
     ctx.sql(&format!("CREATE VIEW owned AS {OWNED_SQL}")).await.unwrap();
-    let users = ctx.sql(&users_sql(trait_columns)).await.unwrap().collect().await.unwrap();
+    let sorted = format!("SELECT * FROM ({}) ORDER BY id", users_sql(trait_columns));
+    let users = ctx.sql(&sorted).await.unwrap().collect().await.unwrap();
     (pretty_format_batches(&map).unwrap().to_string(), pretty_format_batches(&users).unwrap().to_string())
 }
 

@@ -74,6 +74,14 @@ pub fn table_files(warehouse: &Path, table: &str) -> Vec<PathBuf> {
     files
 }
 
+/// A derived table's rows in the order of its key, the first column: the
+/// rows of `users` come in no particular order.
+pub fn in_key_order(batches: &[RecordBatch]) -> RecordBatch {
+    let batch = arrow::compute::concat_batches(&batches[0].schema(), batches).unwrap();
+    let order = arrow::compute::sort_to_indices(batch.column(0), None, None).unwrap();
+    arrow::compute::take_record_batch(&batch, &order).unwrap()
+}
+
 /// All rows of a table in path order, files unioned by column name (as
 /// `union_by_name` readers do: older files lack newer columns).
 pub fn read_table(warehouse: &Path, table: &str) -> Option<RecordBatch> {

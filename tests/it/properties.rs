@@ -93,8 +93,12 @@ async fn users_of(groups: &[Vec<String>]) -> (String, String) {
 /// The table as text with its columns sorted by name (runs may meet trait
 /// columns in a different order).
 fn by_column_name(batches: &[RecordBatch]) -> String {
-    let Some(first) = batches.first() else { return String::new() };
-    let schema = first.schema();
+    if batches.is_empty() {
+        return String::new();
+    }
+    let sorted = crate::harness::in_key_order(batches);
+    let batches = std::slice::from_ref(&sorted);
+    let schema = sorted.schema();
     let mut order: Vec<usize> = (0..schema.fields().len()).collect();
     order.sort_by_key(|&i| schema.field(i).name().clone());
     let projected: Vec<RecordBatch> = batches.iter().map(|b| b.project(&order).unwrap()).collect();

@@ -160,7 +160,10 @@ fn derived(wh: &Path, table: &str) -> String {
         .build()
         .unwrap();
     let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
-    arrow::util::pretty::pretty_format_batches(&batches).unwrap().to_string()
+    if batches.is_empty() {
+        return String::new();
+    }
+    arrow::util::pretty::pretty_format_batches(&[crate::harness::in_key_order(&batches)]).unwrap().to_string()
 }
 
 fn all_tables(wh: &Path) -> Vec<Option<String>> {

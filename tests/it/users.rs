@@ -27,7 +27,7 @@ pub fn read_file(path: &std::path::Path) -> arrow::array::RecordBatch {
         .build()
         .unwrap();
     let batches: Vec<_> = reader.map(|b| b.unwrap()).collect();
-    arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
+    crate::harness::in_key_order(&batches)
 }
 
 #[test]
