@@ -146,11 +146,11 @@ mod tests {
     fn spillers_holding_memory_share_what_is_left_and_a_shuffle_is_never_refused() {
         let pool: Arc<dyn MemoryPool> = Arc::new(FairPool::new(120));
         let spiller = |name: &str| MemoryConsumer::new(name).with_can_spill(true).register(&pool);
-        let mut first = spiller("GroupedHashAggregateStream[0]");
-        let mut second = spiller("GroupedHashAggregateStream[1]");
+        let first = spiller("GroupedHashAggregateStream[0]");
+        let second = spiller("GroupedHashAggregateStream[1]");
         let _waiting = spiller("ExternalSorter[0]");
-        let mut shuffle = spiller("RepartitionExec[0]");
-        let mut join = MemoryConsumer::new("HashJoinInput").register(&pool);
+        let shuffle = spiller("RepartitionExec[0]");
+        let join = MemoryConsumer::new("HashJoinInput").register(&pool);
         // Alone, a spiller may take all.
         first.try_grow(100).unwrap();
         first.shrink(40);
