@@ -1,9 +1,11 @@
-//! `latest(value, "timestamp", received_at, id)`: the aggregate behind each
-//! trait of `users` (SPEC §6). It returns the value of the group's latest row
-//! whose value is not null, rows ordered by (`timestamp`, `received_at`,
-//! `id`), so a null never erases a value and a late, backfilled event never
-//! overrides a newer one. `earliest(…)` is its mirror, behind the user of
-//! each anonymous id in `identity_map`.
+//! `latest(value, "timestamp", received_at, id)`: the rule behind each trait
+//! of `users` (SPEC §6), which `users` applies to all traits at once with
+//! `latest_fields` (src/latest_fields.rs). It returns the value of the
+//! group's latest row whose value is not null, rows ordered by
+//! (`timestamp`, `received_at`, `id`), so a null never erases a value and a
+//! late, backfilled event never overrides a newer one. `earliest(…)` is its
+//! mirror, behind the user of each anonymous id in `identity_map`; both are
+//! also there for `query`.
 //!
 //! DataFusion's `last_value(… ORDER BY …) FILTER (…)` computes the same thing
 //! but keeps each group's ordering as `ScalarValue`s and emits partial states
