@@ -142,6 +142,19 @@ fn order(array: &ArrayRef) -> Result<Int64Array> {
     })
 }
 
+/// The struct's fields, null in the rows where the struct itself is.
+fn fields_of(array: &ArrayRef) -> Result<Vec<ArrayRef>> {
+    let traits = array.as_struct();
+    let columns = traits.columns().to_vec();
+    match traits.logical_nulls() {
+        None => Ok(columns),
+        Some(nulls) => {
+            let absent = not(&BooleanArray::new(nulls.into_inner(), None))?;
+            columns.iter().map(|c| Ok(nullif(c, &absent)?)).collect()
+        }
+    }
+}
+
 fn slice_bytes(array: &dyn Array) -> usize {
     array.to_data().get_slice_memory_size().unwrap_or(0)
 }
@@ -169,13 +182,7 @@ impl Rows {
             return internal_err!("latest_fields takes (traits, timestamp, received_at, id)");
         }
         let id = cast(&values[3], &DataType::Utf8)?.as_string::<i32>().clone();
-        Ok(Rows::new(
-            values[0].as_struct().columns().to_vec(),
-            order(&values[1])?,
-            order(&values[2])?,
-            id,
-            None,
-        ))
+        Ok(Rows::new(fields_of(&values[0])?, order(&values[1])?, order(&values[2])?, id, None))
     }
 
     /// `(values, keys, sources)` as `state` gives them.
@@ -535,13 +542,14 @@ impl GroupsAccumulator for GroupsLatestFields {
 struct OneGroup(GroupsLatestFields);
 
 impl OneGroup {
-    /// Emitting takes the group away; it is back, empty, for the next use.
-    fn group(&mut self) -> &mut GroupsLatestFields {
+    /// The group's values, gathered without taking them: a window frame
+    /// evaluates after every row and goes on updating.
+    fn peek(&mut self) -> Result<Rows> {
         let width = self.0.width();
         if self.0.slots.is_empty() {
             self.0.slots.resize(width, Slot::NONE);
         }
-        &mut self.0
+        self.0.gather(&self.0.slots)
     }
 }
 
@@ -551,11 +559,13 @@ impl Accumulator for OneGroup {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        ScalarValue::try_from_array(&self.group().evaluate(EmitTo::All)?, 0)
+        let rows = self.peek()?;
+        ScalarValue::try_from_array(&self.0.values(rows), 0)
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        self.group().state(EmitTo::All)?.iter().map(|a| ScalarValue::try_from_array(a, 0)).collect()
+        let rows = self.peek()?;
+        self.0.state_arrays(rows).iter().map(|a| ScalarValue::try_from_array(a, 0)).collect()
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {

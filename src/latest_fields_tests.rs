@@ -47,7 +47,7 @@ fn expected(rows: &[Row], groups: usize) -> Vec<[Option<i64>; WIDTH]> {
     latest
 }
 
-fn values(array: &ArrayRef) -> Vec<[Option<i64>; WIDTH]> {
+fn values_of(array: &ArrayRef) -> Vec<[Option<i64>; WIDTH]> {
     let columns = array.as_struct().columns();
     (0..array.len())
         .map(|row| std::array::from_fn(|f| columns[f].as_primitive::<Int64Type>().iter().nth(row).flatten()))
@@ -92,8 +92,8 @@ proptest! {
             let state = left.convert_to_state(&arrays(chunk), None).unwrap();
             left.merge_batch(&state, &indices, groups).unwrap();
         }
-        let mut got = values(&left.evaluate(EmitTo::First(first.min(groups))).unwrap());
-        got.extend(values(&left.evaluate(EmitTo::All).unwrap()));
+        let mut got = values_of(&left.evaluate(EmitTo::First(first.min(groups))).unwrap());
+        got.extend(values_of(&left.evaluate(EmitTo::All).unwrap()));
         prop_assert_eq!(got, expected(&rows, groups));
     }
 
@@ -111,7 +111,7 @@ proptest! {
         }
         let ScalarValue::Struct(got) = acc.evaluate().unwrap() else { panic!("not a struct") };
         let got: ArrayRef = got;
-        prop_assert_eq!(values(&got), expected(&rows, 1));
+        prop_assert_eq!(values_of(&got), expected(&rows, 1));
     }
 }
 
@@ -120,5 +120,22 @@ fn a_field_that_is_never_set_is_null_and_a_tie_goes_to_the_greater_id() {
     let mut acc = new();
     let rows = [(0, 5, 5, 1, [Some(1), None, None]), (0, 5, 5, 2, [Some(2), None, None])];
     feed(&mut acc, &rows, 1, 1);
-    assert_eq!(values(&acc.evaluate(EmitTo::All).unwrap()), vec![[Some(2), None, None]]);
+    assert_eq!(values_of(&acc.evaluate(EmitTo::All).unwrap()), vec![[Some(2), None, None]]);
+}
+
+#[test]
+fn a_null_struct_has_no_values_and_evaluating_one_group_keeps_it() {
+    let rows = [(0, 1, 1, 1, [Some(1), Some(1), None]), (0, 2, 2, 2, [Some(2), None, None])];
+    let mut values = arrays(&rows);
+    let traits = values[0].as_struct().clone();
+    let (fields, columns, _) = traits.into_parts();
+    let nulls = NullBuffer::from(vec![true, false]);
+    values[0] = Arc::new(StructArray::new(fields, columns, Some(nulls)));
+    let mut acc = OneGroup(new());
+    acc.update_batch(&values).unwrap();
+    let first = acc.evaluate().unwrap();
+    assert_eq!(acc.evaluate().unwrap(), first);
+    let ScalarValue::Struct(got) = first else { panic!("not a struct") };
+    let got: ArrayRef = got;
+    assert_eq!(values_of(&got), vec![[Some(1), Some(1), None]]);
 }

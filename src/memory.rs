@@ -17,6 +17,7 @@
 //! limit like memory that cannot spill, leaving less to the aggregates and
 //! sorts, which spill instead, but it is never refused.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
 
@@ -31,9 +32,9 @@ pub struct FairPool {
 
 #[derive(Debug, Default)]
 struct State {
-    /// Reservations of consumers that can spill which hold memory, and what
-    /// they hold.
-    spillers: usize,
+    /// What each consumer that can spill holds (by consumer id: an operator
+    /// may split its reservation in several), only while it holds memory.
+    spillers: HashMap<usize, usize>,
     spillable: usize,
     /// What consumers that cannot spill (or must not) hold.
     fixed: usize,
@@ -51,13 +52,29 @@ impl FairPool {
 
 impl State {
     fn add(&mut self, reservation: &MemoryReservation, additional: usize) {
-        if spills(reservation.consumer()) {
-            if reservation.size() == 0 && additional > 0 {
-                self.spillers += 1;
+        let consumer = reservation.consumer();
+        if spills(consumer) {
+            if additional > 0 {
+                *self.spillers.entry(consumer.id()).or_default() += additional;
             }
             self.spillable += additional;
         } else {
             self.fixed += additional;
+        }
+    }
+
+    fn remove(&mut self, reservation: &MemoryReservation, shrink: usize) {
+        let consumer = reservation.consumer();
+        if spills(consumer) {
+            if let Some(held) = self.spillers.get_mut(&consumer.id()) {
+                *held = held.saturating_sub(shrink);
+                if *held == 0 {
+                    self.spillers.remove(&consumer.id());
+                }
+            }
+            self.spillable = self.spillable.saturating_sub(shrink);
+        } else {
+            self.fixed = self.fixed.saturating_sub(shrink);
         }
     }
 }
@@ -72,7 +89,9 @@ impl fmt::Display for FairPool {
         write!(
             f,
             "{} spilling operators hold {} bytes, others {} bytes",
-            state.spillers, state.spillable, state.fixed
+            state.spillers.len(),
+            state.spillable,
+            state.fixed
         )
     }
 }
@@ -87,17 +106,7 @@ impl MemoryPool for FairPool {
     }
 
     fn shrink(&self, reservation: &MemoryReservation, shrink: usize) {
-        let mut state = self.state();
-        if spills(reservation.consumer()) {
-            // A reservation's size is already the new one during the call
-            // (but still the old one when growing).
-            if reservation.size() == 0 && shrink > 0 {
-                state.spillers = state.spillers.saturating_sub(1);
-            }
-            state.spillable = state.spillable.saturating_sub(shrink);
-        } else {
-            state.fixed = state.fixed.saturating_sub(shrink);
-        }
+        self.state().remove(reservation, shrink);
     }
 
     fn try_grow(&self, reservation: &MemoryReservation, additional: usize) -> Result<()> {
@@ -105,8 +114,9 @@ impl MemoryPool for FairPool {
         let mut state = self.state();
         let left = self.limit.saturating_sub(state.fixed);
         let fits = if spills(consumer) {
-            let spillers = state.spillers + usize::from(reservation.size() == 0);
-            reservation.size() + additional <= left / spillers.max(1) && state.spillable + additional <= left
+            let held = state.spillers.get(&consumer.id()).copied().unwrap_or(0);
+            let spillers = state.spillers.len() + usize::from(held == 0);
+            held + additional <= left / spillers && state.spillable + additional <= left
         } else {
             // A shuffle is never refused.
             consumer.can_spill() || state.spillable + additional <= left
@@ -117,7 +127,7 @@ impl MemoryPool for FairPool {
                  ({} spilling operators hold {} bytes, others {} bytes)",
                 consumer.name(),
                 self.limit,
-                state.spillers,
+                state.spillers.len(),
                 state.spillable,
                 state.fixed
             ));
@@ -173,5 +183,12 @@ mod tests {
         first.free();
         second.try_grow(40).unwrap();
         assert!(second.try_grow(1).is_err());
+        // A reservation split in parts is still one operator's.
+        let part = second.split(30);
+        drop(part);
+        second.shrink(20);
+        // Two operators hold memory: 40 each of 80, though 10 are free.
+        first.try_grow(40).unwrap();
+        assert!(first.try_grow(1).is_err());
     }
 }

@@ -60,7 +60,11 @@ fn one_phase(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPl
             .iter()
             .enumerate()
             .all(|(i, expr)| expr.downcast_ref::<Column>().is_some_and(|column| column.index() == i));
+    // An aggregate with ORDER BY may have been told its input arrives in
+    // that order, which a shuffle of the rows would not keep.
+    let ordered = first.aggr_expr().iter().any(|e| !e.order_bys().is_empty());
     if !hashes_groups
+        || ordered
         || *last.mode() != AggregateMode::FinalPartitioned
         || *first.mode() != AggregateMode::Partial
         || shuffle.preserve_order()
