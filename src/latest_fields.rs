@@ -352,7 +352,7 @@ impl GroupsLatestFields {
             self.rows.push(rows);
             if self.held > 2 * (self.slots.len() / width) + self.slack {
                 let all = std::mem::take(&mut self.slots);
-                let gathered = self.gather(&all)?;
+                let gathered = self.gather(&all, true)?;
                 self.slots = all;
                 self.reset(Some(gathered));
             }
@@ -361,7 +361,10 @@ impl GroupsLatestFields {
     }
 
     /// The values and keys of `slots` (whole groups), one row per group.
-    fn gather(&self, slots: &[Slot]) -> Result<Rows> {
+    /// With `release`, each field's held values are dropped once gathered:
+    /// all of the held rows are about to be, and the copy and the originals
+    /// then never both exist whole.
+    fn gather(&mut self, slots: &[Slot], release: bool) -> Result<Rows> {
         let width = self.width();
         let groups = slots.len() / width;
         let mut out = Gathered {
@@ -377,6 +380,11 @@ impl GroupsLatestFields {
             let indices: Vec<(usize, usize)> =
                 slots.iter().skip(field).step_by(width).map(|s| (s.batch as usize, s.row as usize)).collect();
             out.columns.push(interleave(&arrays, &indices)?);
+            if release {
+                for rows in &mut self.rows[1..] {
+                    rows.columns[field] = new_null_array(self.fields[field].data_type(), 0);
+                }
+            }
         }
         out.offsets.push(0);
         let mut distinct: Vec<(u32, usize)> = Vec::with_capacity(width);
@@ -431,7 +439,7 @@ impl GroupsLatestFields {
         };
         let rest = self.slots.split_off(n * width);
         let taken = std::mem::replace(&mut self.slots, rest);
-        let gathered = self.gather(&taken)?;
+        let gathered = self.gather(&taken, self.slots.is_empty())?;
         if self.slots.is_empty() {
             self.reset(None);
         }
@@ -549,7 +557,8 @@ impl OneGroup {
         if self.0.slots.is_empty() {
             self.0.slots.resize(width, Slot::NONE);
         }
-        self.0.gather(&self.0.slots)
+        let slots = self.0.slots.clone();
+        self.0.gather(&slots, false)
     }
 }
 
