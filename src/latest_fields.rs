@@ -48,6 +48,23 @@ fn struct_fields(data_type: &DataType) -> Result<Fields> {
     }
 }
 
+/// Per group: the fields' values; the distinct keys of the rows they came
+/// from; and for each field, which of those keys is its.
+pub(crate) fn state_fields(name: &str, fields: Fields) -> Vec<FieldRef> {
+    let keys = Field::new_list_field(DataType::Struct(key_fields()), false);
+    let sources = Field::new_list_field(DataType::UInt32, false);
+    let width = fields.len() as i32;
+    vec![
+        Arc::new(Field::new(format!("{name}[values]"), DataType::Struct(fields), true)),
+        Arc::new(Field::new(format!("{name}[keys]"), DataType::List(Arc::new(keys)), true)),
+        Arc::new(Field::new(
+            format!("{name}[sources]"),
+            DataType::FixedSizeList(Arc::new(sources), width),
+            true,
+        )),
+    ]
+}
+
 /// A key of the state: one winning row's order.
 fn key_fields() -> Fields {
     Fields::from(vec![
@@ -71,24 +88,12 @@ impl AggregateUDFImpl for LatestFields {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(OneGroup(GroupsLatestFields::new(struct_fields(args.return_field.data_type())?))))
+        let fields = struct_fields(args.return_field.data_type())?;
+        Ok(Box::new(OneGroup(GroupsLatestFields::new(fields, Ordering::Greater))))
     }
 
-    /// Per group: the fields' values; the distinct keys of the rows they
-    /// came from; and for each field, which of those keys is its.
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        let fields = struct_fields(args.return_field.data_type())?;
-        let keys = Field::new_list_field(DataType::Struct(key_fields()), false);
-        let sources = Field::new_list_field(DataType::UInt32, false);
-        Ok(vec![
-            Arc::new(Field::new(format!("{}[values]", args.name), DataType::Struct(fields.clone()), true)),
-            Arc::new(Field::new(format!("{}[keys]", args.name), DataType::List(Arc::new(keys)), true)),
-            Arc::new(Field::new(
-                format!("{}[sources]", args.name),
-                DataType::FixedSizeList(Arc::new(sources), fields.len() as i32),
-                true,
-            )),
-        ])
+        Ok(state_fields(args.name, struct_fields(args.return_field.data_type())?))
     }
 
     fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
@@ -96,7 +101,8 @@ impl AggregateUDFImpl for LatestFields {
     }
 
     fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(GroupsLatestFields::new(struct_fields(args.return_field.data_type())?)))
+        let fields = struct_fields(args.return_field.data_type())?;
+        Ok(Box::new(GroupsLatestFields::new(fields, Ordering::Greater)))
     }
 }
 
@@ -253,8 +259,11 @@ struct Gathered {
 }
 
 #[derive(Debug)]
-struct GroupsLatestFields {
+pub(crate) struct GroupsLatestFields {
     fields: Fields,
+    /// How a row's key compares to the best one's when it replaces it:
+    /// `Greater` for the latest row, `Less` for the earliest.
+    wins: Ordering,
     rows: Vec<Rows>,
     /// `slots[group * fields + field]`.
     slots: Vec<Slot>,
@@ -262,12 +271,13 @@ struct GroupsLatestFields {
     /// `slack`, they are compacted.
     held: usize,
     bytes: usize,
-    slack: usize,
+    pub(crate) slack: usize,
 }
 
 impl GroupsLatestFields {
-    fn new(fields: Fields) -> Self {
-        let mut this = Self { fields, rows: Vec::new(), slots: Vec::new(), held: 0, bytes: 0, slack: 65_536 };
+    pub(crate) fn new(fields: Fields, wins: Ordering) -> Self {
+        let mut this =
+            Self { fields, wins, rows: Vec::new(), slots: Vec::new(), held: 0, bytes: 0, slack: 65_536 };
         this.reset(None);
         this
     }
@@ -300,7 +310,7 @@ impl GroupsLatestFields {
         filter: Option<&BooleanArray>,
         total: usize,
     ) -> Result<()> {
-        let width = self.width();
+        let (width, wins) = (self.width(), self.wins);
         self.slots.resize(total * width, Slot::NONE);
         let batch = self.rows.len() as u32;
         self.rows.push(rows);
@@ -333,7 +343,7 @@ impl GroupsLatestFields {
                                 Ordering::Equal => compare((0, 0, rows.id(key)), (0, 0, best_rows.id(best))),
                                 other => other,
                             };
-                            let better = ordering == Ordering::Greater;
+                            let better = ordering == wins;
                             last = Some((slot.batch, best, key, better));
                             better
                         }
@@ -547,7 +557,7 @@ impl GroupsAccumulator for GroupsLatestFields {
 
 /// The same rule for DataFusion's ungrouped plans: one group.
 #[derive(Debug)]
-struct OneGroup(GroupsLatestFields);
+pub(crate) struct OneGroup(pub(crate) GroupsLatestFields);
 
 impl OneGroup {
     /// The group's values, gathered without taking them: a window frame

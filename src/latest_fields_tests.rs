@@ -55,7 +55,8 @@ fn values_of(array: &ArrayRef) -> Vec<[Option<i64>; WIDTH]> {
 }
 
 fn new() -> GroupsLatestFields {
-    let mut acc = GroupsLatestFields::new(struct_fields(&DataType::Struct(fields())).unwrap());
+    let mut acc =
+        GroupsLatestFields::new(struct_fields(&DataType::Struct(fields())).unwrap(), Ordering::Greater);
     acc.slack = 0;
     acc
 }
