@@ -235,6 +235,12 @@ impl Rows {
     }
 }
 
+/// Per row, `width` indices into the row's keys.
+fn sources_list(width: usize, sources: Vec<u32>) -> FixedSizeListArray {
+    let field = Arc::new(Field::new_list_field(DataType::UInt32, false));
+    FixedSizeListArray::new(field, width as i32, Arc::new(UInt32Array::from(sources)), None)
+}
+
 /// Where a group's value of one field lives: `rows[batch]`, row `row`.
 /// Batch 0 is a row of nulls, the value of a field not seen yet.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -422,12 +428,7 @@ impl GroupsLatestFields {
             }
             out.offsets.push(out.timestamp.len() as i32);
         }
-        let sources = FixedSizeListArray::new(
-            Arc::new(Field::new_list_field(DataType::UInt32, false)),
-            width as i32,
-            Arc::new(UInt32Array::from(out.sources)),
-            None,
-        );
+        let sources = sources_list(width, out.sources);
         Ok(Rows::new(
             out.columns,
             Int64Array::from(out.timestamp),
@@ -461,14 +462,11 @@ impl GroupsLatestFields {
     }
 
     fn state_arrays(&self, rows: Rows) -> Vec<ArrayRef> {
-        let Listed { offsets, sources, .. } = rows.listed.clone().expect("gathered rows are listed");
+        let Rows { columns, timestamp, received_at, id, listed, .. } = rows;
+        let Listed { offsets, sources, .. } = listed.expect("gathered rows are listed");
         let keys = StructArray::new(
             key_fields(),
-            vec![
-                Arc::new(rows.timestamp.clone()),
-                Arc::new(rows.received_at.clone()),
-                Arc::new(rows.id.clone()),
-            ],
+            vec![Arc::new(timestamp), Arc::new(received_at), Arc::new(id)],
             None,
         );
         let keys = ListArray::new(
@@ -477,7 +475,8 @@ impl GroupsLatestFields {
             Arc::new(keys),
             None,
         );
-        vec![self.values(rows), Arc::new(keys), Arc::new(sources)]
+        let values = StructArray::new(self.fields.clone(), columns, None);
+        vec![Arc::new(values), Arc::new(keys), Arc::new(sources)]
     }
 }
 
@@ -526,28 +525,9 @@ impl GroupsAccumulator for GroupsLatestFields {
             let dropped = not(&prep_null_mask_filter(filter))?;
             columns = columns.iter().map(|c| nullif(c, &dropped)).collect::<Result<_, _>>()?;
         }
-        let keys = StructArray::new(
-            key_fields(),
-            vec![Arc::new(rows.timestamp), Arc::new(rows.received_at), Arc::new(rows.id)],
-            None,
-        );
-        let keys = ListArray::new(
-            Arc::new(Field::new_list_field(DataType::Struct(key_fields()), false)),
-            OffsetBuffer::from_lengths(std::iter::repeat_n(1, len)),
-            Arc::new(keys),
-            None,
-        );
-        let sources = FixedSizeListArray::new(
-            Arc::new(Field::new_list_field(DataType::UInt32, false)),
-            width as i32,
-            Arc::new(UInt32Array::from(vec![0; len * width])),
-            None,
-        );
-        Ok(vec![
-            Arc::new(StructArray::new(self.fields.clone(), columns, None)),
-            Arc::new(keys),
-            Arc::new(sources),
-        ])
+        let sources = sources_list(width, vec![0; len * width]);
+        let listed = Listed::new(OffsetBuffer::from_lengths(std::iter::repeat_n(1, len)), sources);
+        Ok(self.state_arrays(Rows::new(columns, rows.timestamp, rows.received_at, rows.id, Some(listed))))
     }
 
     fn size(&self) -> usize {
