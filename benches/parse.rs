@@ -42,7 +42,7 @@ fn parse(c: &mut Criterion) {
             let mut identifies = 0;
             for line in &lines {
                 if let Outcome::Identify(e) = parse_line(line.as_bytes(), &opts) {
-                    identifies += e.leaves.len();
+                    identifies += e.leaves.list.len();
                 }
             }
             identifies

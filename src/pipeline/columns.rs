@@ -166,7 +166,7 @@ mod tests {
     use crate::pipeline::typing::Kind;
 
     fn leaf(name: &str, kind: Kind) -> Leaf {
-        Leaf { column: Ok(name.into()), kind, text: String::new() }
+        Leaf { column: Ok(name.into()), kind, span: 0..0 }
     }
 
     #[test]
@@ -197,7 +197,7 @@ mod tests {
         for name in ["a", "b", "c"] {
             c.observe(&leaf(name, Kind::Int));
         }
-        c.observe(&Leaf { column: Err(String::new()), kind: Kind::Int, text: "1".into() });
+        c.observe(&Leaf { column: Err(String::new()), kind: Kind::Int, span: 0..1 });
         let r = c.resolve(2, "r");
         assert_eq!(r.schema.len(), 2);
         assert_eq!(r.targets[2], Target::Discard(DiscardReason::TooManyColumns));

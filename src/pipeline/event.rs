@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-use super::flatten::{Leaf, flatten_event};
+use super::flatten::{Leaves, flatten_event};
 use super::json::{NotObject, Raw, RawObject, is_integer_token};
 use super::timestamp::{Micros, event_timestamp, parse_rfc3339};
 
@@ -55,7 +55,7 @@ pub struct Event {
     pub sent_at: Option<Micros>,
     pub channel: Option<String>,
     pub traits: String,
-    pub leaves: Vec<Leaf>,
+    pub leaves: Leaves,
 }
 
 #[derive(Debug)]
@@ -124,8 +124,13 @@ fn parse(line: &[u8], opts: &ParseOptions) -> Result<Outcome, Rejected> {
     let received_at_field = timestamp_member(&event, "receivedAt")?;
 
     // RudderStack puts traits in context.traits; top-level traits win.
-    let mut traits = context_traits.unwrap_or_default();
-    traits.0.extend(top_traits.unwrap_or_default().0);
+    let mut traits = match (context_traits, top_traits) {
+        (Some(mut merged), Some(top)) => {
+            merged.0.extend(top.0);
+            merged
+        }
+        (one, other) => one.or(other).unwrap_or_default(),
+    };
     let user_id = match user_id {
         Some(id) => Some(id),
         None => traits.get("id").and_then(id_value),

@@ -1,6 +1,7 @@
 //! Flatten `context` and the merged traits into column leaves (SPEC §5):
 //! naming, null dropping, collision precedence and the `name` fill.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use super::json::{Raw, RawObject};
@@ -15,8 +16,34 @@ pub struct Leaf {
     /// cannot be a column (it goes to `discards` as `invalid_column_name`).
     pub column: Result<Arc<str>, String>,
     pub kind: Kind,
-    /// The value in Utf8 form (see [`Kind`]).
+    /// Where the value's Utf8 form (see [`Kind`]) is in [`Leaves::text`].
+    pub span: Range<usize>,
+}
+
+/// An event's leaves. Their values' text shares one buffer: an event has
+/// dozens of small values, and one allocation instead of one per value is
+/// most of what parsing costs beyond the JSON scan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Leaves {
     pub text: String,
+    pub list: Vec<Leaf>,
+}
+
+impl Leaves {
+    pub fn value(&self, leaf: &Leaf) -> &str {
+        &self.text[leaf.span.clone()]
+    }
+
+    /// Each leaf with its value.
+    pub fn iter(&self) -> impl Iterator<Item = (&Leaf, &str)> {
+        self.list.iter().map(|leaf| (leaf, self.value(leaf)))
+    }
+
+    fn push_text(&mut self, text: &str) -> Range<usize> {
+        let start = self.text.len();
+        self.text.push_str(text);
+        start..self.text.len()
+    }
 }
 
 type Columns = SmallMap<Arc<str>, Candidate>;
@@ -25,16 +52,17 @@ struct Candidate {
     /// The key path joined with `_` is spelled exactly as the column.
     exact: bool,
     kind: Kind,
-    text: String,
+    span: Range<usize>,
 }
 
 /// Leaves of `context` (except `context.traits`) and of the merged traits,
 /// in input order, one per column.
-pub fn flatten_event(context: Option<&RawObject>, traits: &RawObject) -> Vec<Leaf> {
-    let mut leaves = Vec::new();
+pub fn flatten_event(context: Option<&RawObject>, traits: &RawObject) -> Leaves {
+    let mut leaves = Leaves { text: String::with_capacity(1024), list: Vec::with_capacity(32) };
+    let mut path = String::with_capacity(64);
     if let Some(context) = context {
-        let mut columns = Columns::default();
-        let mut path = String::from("context");
+        let mut columns = Columns::with_capacity(16);
+        path.push_str("context");
         for (key, value) in context.0.iter() {
             if key != "traits" {
                 visit(false, key, Raw::of(value), &mut path, LeafSource::Context, &mut columns, &mut leaves);
@@ -42,12 +70,12 @@ pub fn flatten_event(context: Option<&RawObject>, traits: &RawObject) -> Vec<Lea
         }
         push_columns(columns, &mut leaves);
     }
-    let mut columns = Columns::default();
-    let mut path = String::new();
+    let mut columns = Columns::with_capacity(traits.0.len() + 8);
+    path.clear();
     for (key, value) in traits.0.iter() {
         visit(false, key, Raw::of(value), &mut path, LeafSource::Trait, &mut columns, &mut leaves);
     }
-    fill_name(&mut columns);
+    fill_name(&mut columns, &mut leaves);
     push_columns(columns, &mut leaves);
     leaves
 }
@@ -60,7 +88,7 @@ fn visit(
     path: &mut String,
     source: LeafSource,
     columns: &mut Columns,
-    invalid: &mut Vec<Leaf>,
+    leaves: &mut Leaves,
 ) {
     let len = path.len();
     // Context paths start with `context`; a nested trait key always gets a
@@ -69,27 +97,27 @@ fn visit(
         path.push('_');
     }
     path.push_str(key);
-    let (kind, text) = match value {
+    let (kind, span) = match value {
         Raw::Null => {
             path.truncate(len);
             return;
         }
         Raw::Object(object) => {
             for (k, v) in object.0.iter() {
-                visit(true, k, Raw::of(v), path, source, columns, invalid);
+                visit(true, k, Raw::of(v), path, source, columns, leaves);
             }
             path.truncate(len);
             return;
         }
-        Raw::Bool(b) => (Kind::Bool, if b { "true" } else { "false" }.to_owned()),
-        Raw::Number(n) => (Kind::of_number(n), n.to_owned()),
-        Raw::String(s) => (Kind::of_string(&s), s.into_owned()),
-        Raw::Array(a) => (Kind::Array, a),
+        Raw::Bool(b) => (Kind::Bool, leaves.push_text(if b { "true" } else { "false" })),
+        Raw::Number(n) => (Kind::of_number(n), leaves.push_text(n)),
+        Raw::String(s) => (Kind::of_string(&s), leaves.push_text(&s)),
+        Raw::Array(a) => (Kind::Array, leaves.push_text(&a)),
     };
     match column_name(path, source) {
         Ok(name) => {
             let exact = *name == **path;
-            let candidate = Candidate { exact, kind, text };
+            let candidate = Candidate { exact, kind, span };
             match columns.get_mut(&name) {
                 // An exactly spelled key beats a non-exact one; otherwise
                 // the later key wins.
@@ -98,13 +126,13 @@ fn visit(
                 None => columns.append(name, candidate),
             }
         }
-        Err(name) => invalid.push(Leaf { column: Err(name), kind, text }),
+        Err(name) => leaves.list.push(Leaf { column: Err(name), kind, span }),
     }
     path.truncate(len);
 }
 
 /// Segment's reserved-trait rule: `name` from `first_name` and `last_name`.
-fn fill_name(columns: &mut Columns) {
+fn fill_name(columns: &mut Columns, leaves: &mut Leaves) {
     if columns.contains_key("name") {
         return;
     }
@@ -113,14 +141,23 @@ fn fill_name(columns: &mut Columns) {
         && is_string(first)
         && is_string(last)
     {
-        let text = format!("{} {}", first.text, last.text);
-        let candidate = Candidate { exact: true, kind: Kind::of_string(&text), text };
+        let (first, last) = (first.span.clone(), last.span.clone());
+        let start = leaves.text.len();
+        leaves.text.extend_from_within(first);
+        leaves.text.push(' ');
+        leaves.text.extend_from_within(last);
+        let span = start..leaves.text.len();
+        let candidate = Candidate { exact: true, kind: Kind::of_string(&leaves.text[span.clone()]), span };
         columns.insert("name".into(), candidate);
     }
 }
 
-fn push_columns(columns: Columns, leaves: &mut Vec<Leaf>) {
-    leaves.extend(columns.into_iter().map(|(name, c)| Leaf { column: Ok(name), kind: c.kind, text: c.text }));
+fn push_columns(columns: Columns, leaves: &mut Leaves) {
+    leaves.list.extend(columns.into_iter().map(|(name, c)| Leaf {
+        column: Ok(name),
+        kind: c.kind,
+        span: c.span,
+    }));
 }
 
 #[cfg(test)]
@@ -131,8 +168,10 @@ mod tests {
         let context = RawObject::parse(context).unwrap();
         let traits = RawObject::parse(traits).unwrap();
         flatten_event(Some(&context), &traits)
-            .into_iter()
-            .map(|l| (l.column.map_or_else(|e| format!("!{e}"), |c| c.to_string()), l.kind, l.text))
+            .iter()
+            .map(|(l, text)| {
+                (l.column.clone().map_or_else(|e| format!("!{e}"), |c| c.to_string()), l.kind, text.into())
+            })
             .collect()
     }
 

@@ -192,18 +192,19 @@ impl BatchBuilder {
     }
 
     pub fn push(&mut self, event: &StagedEvent) {
-        self.id.append_value(&event.id);
-        self.user_id.append_option(event.user_id.as_deref());
-        self.anonymous_id.append_option(event.anonymous_id.as_deref());
+        self.id.append_value(event.id);
+        self.user_id.append_option(event.user_id);
+        self.anonymous_id.append_option(event.anonymous_id);
         self.timestamp.append_value(event.timestamp);
         self.received_at.append_value(event.received_at);
         self.original_timestamp.append_option(event.original_timestamp);
         self.sent_at.append_option(event.sent_at);
-        self.channel.append_option(event.channel.as_deref());
-        self.traits.append_value(&event.traits);
-        for (id, kind, text) in &event.values {
-            let reason = match self.columns.targets[*id as usize] {
-                Target::Column(i, t) => match convert(*kind, text, t) {
+        self.channel.append_option(event.channel);
+        self.traits.append_value(event.traits);
+        for value in &event.values {
+            let (id, kind, text) = (value.column as usize, value.kind, event.value(value));
+            let reason = match self.columns.targets[id] {
+                Target::Column(i, t) => match convert(kind, text, t) {
                     Some(value) => {
                         self.dynamic[i].pad_to(self.rows);
                         self.dynamic[i].push(value);
@@ -213,7 +214,7 @@ impl BatchBuilder {
                 },
                 Target::Discard(reason) => reason,
             };
-            self.discards.push(event, &self.columns.names[*id as usize], &json_text(*kind, text), reason);
+            self.discards.push(event, &self.columns.names[id], &json_text(kind, text), reason);
         }
         self.rows += 1;
     }
@@ -257,7 +258,7 @@ struct DiscardBuilder {
 
 impl DiscardBuilder {
     fn push(&mut self, event: &StagedEvent, column: &str, value: &str, reason: DiscardReason) {
-        self.id.append_value(&event.id);
+        self.id.append_value(event.id);
         self.received_at.push(event.received_at);
         self.column_name.append_value(column);
         self.value.append_value(value);

@@ -12,7 +12,7 @@ use super::history::History;
 use rayon::prelude::*;
 
 use super::batches::{self, BatchLine, LineKind};
-use super::stage::{Stage, StagedEvent, StagedReject};
+use super::stage::{Stage, StagedEvent, StagedReject, StagedValue};
 use super::timestamp::{Micros, utc_date};
 
 /// What one source object's lines became.
@@ -166,7 +166,7 @@ impl Ingest {
                     seen_here.insert(key);
                     counts.identifies += 1;
                     let date = dates.date(event.received_at);
-                    let staged = self.bind(event);
+                    let staged = bind(&mut self.columns, &event);
                     self.stage.push_event(date, &staged)?;
                 }
                 return Ok(());
@@ -186,26 +186,33 @@ impl Ingest {
             raw: raw.to_vec(),
         })
     }
+}
 
-    /// Binds the event's leaves to column ids.
-    fn bind(&mut self, event: Event) -> StagedEvent {
-        let values = event
-            .leaves
-            .into_iter()
-            .map(|leaf| (self.columns.observe(&leaf), leaf.kind, leaf.text))
-            .collect();
-        StagedEvent {
-            id: event.id,
-            user_id: event.user_id,
-            anonymous_id: event.anonymous_id,
-            timestamp: event.timestamp,
-            received_at: event.received_at,
-            original_timestamp: event.original_timestamp,
-            sent_at: event.sent_at,
-            channel: event.channel,
-            traits: event.traits,
-            values,
-        }
+/// The event as staged, its leaves bound to column ids.
+fn bind<'a>(columns: &mut Columns, event: &'a Event) -> StagedEvent<'a> {
+    let values = event
+        .leaves
+        .list
+        .iter()
+        .map(|leaf| StagedValue {
+            column: columns.observe(leaf),
+            kind: leaf.kind,
+            start: leaf.span.start as u32,
+            end: leaf.span.end as u32,
+        })
+        .collect();
+    StagedEvent {
+        id: &event.id,
+        user_id: event.user_id.as_deref(),
+        anonymous_id: event.anonymous_id.as_deref(),
+        timestamp: event.timestamp,
+        received_at: event.received_at,
+        original_timestamp: event.original_timestamp,
+        sent_at: event.sent_at,
+        channel: event.channel.as_deref(),
+        traits: &event.traits,
+        text: &event.leaves.text,
+        values,
     }
 }
 

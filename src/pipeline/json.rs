@@ -70,7 +70,8 @@ impl<'a> RawObject<'a> {
     /// Compact JSON text of the object, keys in order, values as given
     /// without insignificant white space.
     pub fn to_compact(&self) -> String {
-        let mut out = String::with_capacity(64);
+        let members: usize = self.0.iter().map(|(k, v)| k.len() + v.get().len() + 4).sum();
+        let mut out = String::with_capacity(members + 2);
         out.push('{');
         for (i, (key, value)) in self.0.iter().enumerate() {
             if i > 0 {
@@ -105,14 +106,23 @@ impl<'a> Raw<'a> {
             Some(b'n') => Raw::Null,
             Some(b't') => Raw::Bool(true),
             Some(b'f') => Raw::Bool(false),
-            Some(b'"') => {
-                Raw::String(serde_json::from_str::<CowStr<'a>>(text).map(|s| s.0).unwrap_or_default())
-            }
+            Some(b'"') => Raw::String(unquote(text)),
             Some(b'[') => Raw::Array(minify(text)),
             Some(b'{') => Raw::Object(RawObject::parse(text).unwrap_or_default()),
             _ => Raw::Number(text),
         }
     }
+}
+
+/// The content of a validated JSON string. Without a backslash there is
+/// nothing to decode (valid JSON strings hold no raw control characters), so
+/// it borrows the text between the quotes.
+fn unquote(text: &str) -> Cow<'_, str> {
+    let inner = &text[1..text.len() - 1];
+    if memchr::memchr(b'\\', inner.as_bytes()).is_none() {
+        return Cow::Borrowed(inner);
+    }
+    serde_json::from_str::<CowStr>(text).map(|s| s.0).unwrap_or_default()
 }
 
 /// The deepest nesting of arrays and objects in valid JSON text.
@@ -268,7 +278,7 @@ impl<'de> Deserialize<'de> for RawObject<'de> {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut members = SmallMap::default();
+                let mut members = SmallMap::with_capacity(16);
                 while let Some(CowStr(key)) = map.next_key()? {
                     let value: &'de RawValue = map.next_value()?;
                     members.insert(key, value);

@@ -27,6 +27,23 @@ impl<K, V> Default for SmallMap<K, V> {
 }
 
 impl<K: Borrow<str> + Hash + Eq, V> SmallMap<K, V> {
+    /// Room for `n` entries before the first reallocation (objects of a
+    /// stream are about the same size, so callers know a good guess).
+    pub fn with_capacity(n: usize) -> Self {
+        SmallMap::Small(Vec::with_capacity(n.min(SMALL)))
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            SmallMap::Small(entries) => entries.len(),
+            SmallMap::Large(map) => map.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn get(&self, key: &str) -> Option<&V> {
         match self {
             SmallMap::Small(entries) => entries.iter().find(|(k, _)| k.borrow() == key).map(|(_, v)| v),

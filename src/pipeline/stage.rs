@@ -8,25 +8,56 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize};
 
 use super::event::RejectReason;
 use super::timestamp::Micros;
 use super::typing::Kind;
 
-/// An accepted identify with its leaves bound to column ids.
+/// An accepted identify with its leaves bound to column ids. It borrows:
+/// pass one writes it straight from the parsed event, pass two reads it
+/// straight from the spill's buffer.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct StagedEvent {
-    pub id: String,
-    pub user_id: Option<String>,
-    pub anonymous_id: Option<String>,
+pub struct StagedEvent<'a> {
+    pub id: &'a str,
+    #[serde(borrow)]
+    pub user_id: Option<&'a str>,
+    #[serde(borrow)]
+    pub anonymous_id: Option<&'a str>,
     pub timestamp: Micros,
     pub received_at: Micros,
     pub original_timestamp: Option<Micros>,
     pub sent_at: Option<Micros>,
-    pub channel: Option<String>,
-    pub traits: String,
-    pub values: Vec<(u32, Kind, String)>,
+    #[serde(borrow)]
+    pub channel: Option<&'a str>,
+    pub traits: &'a str,
+    /// The values' text: each value is a span of it.
+    pub text: &'a str,
+    pub values: Vec<StagedValue>,
+}
+
+/// One leaf value: its column id, its kind and its span of the text.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StagedValue {
+    pub column: u32,
+    pub kind: Kind,
+    pub start: u32,
+    pub end: u32,
+}
+
+impl<'a> StagedEvent<'a> {
+    pub fn value(&self, value: &StagedValue) -> &'a str {
+        &self.text[value.start as usize..value.end as usize]
+    }
+
+    pub fn decode(record: &'a [u8]) -> io::Result<Self> {
+        decode(record)
+    }
+}
+
+/// A record read back from the spill.
+pub fn decode<'a, T: Deserialize<'a>>(record: &'a [u8]) -> io::Result<T> {
+    postcard::from_bytes(record).map_err(io::Error::other)
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -52,11 +83,16 @@ impl RecordFile {
         Ok(RecordFile { path, out, len: 0, records: 0 })
     }
 
-    fn append(&mut self, record: &impl Serialize) -> io::Result<()> {
-        let body = postcard::to_stdvec(record).map_err(io::Error::other)?;
-        self.out.write_all(&(body.len() as u32).to_le_bytes())?;
+    /// `scratch` is the encoding buffer, reused from record to record.
+    fn append(&mut self, record: &impl Serialize, scratch: &mut Vec<u8>) -> io::Result<()> {
+        scratch.clear();
+        scratch.extend_from_slice(&[0; 4]);
+        let mut body = postcard::to_extend(record, std::mem::take(scratch)).map_err(io::Error::other)?;
+        let len = body.len() - 4;
+        body[..4].copy_from_slice(&(len as u32).to_le_bytes());
         self.out.write_all(&body)?;
-        self.len += 4 + body.len() as u64;
+        *scratch = body;
+        self.len += 4 + len as u64;
         self.records += 1;
         Ok(())
     }
@@ -77,6 +113,7 @@ pub struct Stage {
     dir: tempfile::TempDir,
     partitions: BTreeMap<String, RecordFile>,
     rejects: RecordFile,
+    scratch: Vec<u8>,
 }
 
 /// File lengths before a source object, to roll back to.
@@ -95,7 +132,7 @@ impl Stage {
             None => tempfile::Builder::new().prefix("identify-loader-").tempdir()?,
         };
         let rejects = RecordFile::create(dir.path().join("rejects"))?;
-        Ok(Stage { dir, partitions: BTreeMap::new(), rejects })
+        Ok(Stage { dir, partitions: BTreeMap::new(), rejects, scratch: Vec::new() })
     }
 
     pub fn push_event(&mut self, date: &str, event: &StagedEvent) -> io::Result<()> {
@@ -103,11 +140,11 @@ impl Stage {
             let file = RecordFile::create(self.dir.path().join(format!("events-{date}")))?;
             self.partitions.insert(date.to_owned(), file);
         }
-        self.partitions.get_mut(date).map_or(Ok(()), |f| f.append(event))
+        self.partitions.get_mut(date).map_or(Ok(()), |f| f.append(event, &mut self.scratch))
     }
 
     pub fn push_reject(&mut self, reject: &StagedReject) -> io::Result<()> {
-        self.rejects.append(reject)
+        self.rejects.append(reject, &mut self.scratch)
     }
 
     pub fn checkpoint(&self) -> StageCheckpoint {
@@ -143,48 +180,44 @@ impl Stage {
         self.rejects.records
     }
 
-    pub fn read_events(&mut self, date: &str) -> io::Result<Records<StagedEvent>> {
+    pub fn read_events(&mut self, date: &str) -> io::Result<Records> {
         match self.partitions.get_mut(date) {
             Some(file) => Records::open(file),
             None => Err(io::Error::new(io::ErrorKind::NotFound, date.to_owned())),
         }
     }
 
-    pub fn read_rejects(&mut self) -> io::Result<Records<StagedReject>> {
+    pub fn read_rejects(&mut self) -> io::Result<Records> {
         Records::open(&mut self.rejects)
     }
 }
 
-/// Reads records back in the order they were appended.
-pub struct Records<T> {
+/// Reads records back in the order they were appended, each into the same
+/// buffer, which the decoded record borrows.
+pub struct Records {
     input: BufReader<File>,
     left: u64,
     buf: Vec<u8>,
-    _t: std::marker::PhantomData<T>,
 }
 
-impl<T> Records<T> {
+impl Records {
     fn open(file: &mut RecordFile) -> io::Result<Self> {
         file.out.flush()?;
         let input = BufReader::with_capacity(1 << 20, File::open(&file.path)?);
-        Ok(Records { input, left: file.records, buf: Vec::new(), _t: std::marker::PhantomData })
+        Ok(Records { input, left: file.records, buf: Vec::new() })
     }
-}
 
-impl<T: DeserializeOwned> Iterator for Records<T> {
-    type Item = io::Result<T>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+    /// The next record's bytes; `None` after the last.
+    pub fn next_record(&mut self) -> io::Result<Option<&[u8]>> {
         if self.left == 0 {
-            return None;
+            return Ok(None);
         }
         self.left -= 1;
         let mut len = [0u8; 4];
-        let read = self.input.read_exact(&mut len).and_then(|()| {
-            self.buf.resize(u32::from_le_bytes(len) as usize, 0);
-            self.input.read_exact(&mut self.buf)
-        });
-        Some(read.and_then(|()| postcard::from_bytes(&self.buf).map_err(io::Error::other)))
+        self.input.read_exact(&mut len)?;
+        self.buf.resize(u32::from_le_bytes(len) as usize, 0);
+        self.input.read_exact(&mut self.buf)?;
+        Ok(Some(&self.buf))
     }
 }
 
@@ -192,23 +225,31 @@ impl<T: DeserializeOwned> Iterator for Records<T> {
 mod tests {
     use super::*;
 
-    fn event(id: &str) -> StagedEvent {
+    fn event(id: &str) -> StagedEvent<'_> {
         StagedEvent {
-            id: id.into(),
+            id,
             user_id: None,
-            anonymous_id: Some("a".into()),
+            anonymous_id: Some("a"),
             timestamp: 1,
             received_at: 2,
             original_timestamp: None,
             sent_at: Some(3),
             channel: None,
-            traits: "{}".into(),
-            values: vec![(0, Kind::Int, "1".into())],
+            traits: "{}",
+            text: "1",
+            values: vec![StagedValue { column: 0, kind: Kind::Int, start: 0, end: 1 }],
         }
     }
 
     fn ids(stage: &mut Stage, date: &str) -> Vec<String> {
-        stage.read_events(date).unwrap().map(|e| e.unwrap().id).collect()
+        let mut records = stage.read_events(date).unwrap();
+        let mut ids = Vec::new();
+        while let Some(record) = records.next_record().unwrap() {
+            let event = StagedEvent::decode(record).unwrap();
+            assert_eq!(event.value(&event.values[0]), "1");
+            ids.push(event.id.to_owned());
+        }
+        ids
     }
 
     #[test]

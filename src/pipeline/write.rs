@@ -16,7 +16,7 @@ use super::identifies::{BatchBuilder, Bound, discards_schema, identifies_schema}
 use super::ingest::Ingest;
 use super::parquet_out::ParquetOut;
 use super::rejects::{rejects_batch, rejects_schema};
-use super::stage::{Records, StagedEvent};
+use super::stage::{Records, StagedEvent, StagedReject, decode};
 use crate::error::{Error, Result};
 
 /// What pass two wrote, relative to the warehouse.
@@ -97,12 +97,21 @@ pub async fn write_tables(
     if ingest.stage.reject_count() > 0 {
         let partition = format!("received_date={}", now.format("%Y-%m-%d"));
         let mut out = job.create("rejects", &partition, rejects_schema(), &mut written.files)?;
-        let mut rejects = ingest.stage.read_rejects().map_err(spill)?.peekable();
-        while rejects.peek().is_some() {
+        let mut rejects = ingest.stage.read_rejects().map_err(spill)?;
+        loop {
             let chunk = tokio::task::block_in_place(|| {
-                rejects.by_ref().take(batch_rows).collect::<io::Result<Vec<_>>>()
+                let mut chunk = Vec::new();
+                while chunk.len() < batch_rows
+                    && let Some(record) = rejects.next_record()?
+                {
+                    chunk.push(decode::<StagedReject>(record)?);
+                }
+                io::Result::Ok(chunk)
             })
             .map_err(spill)?;
+            if chunk.is_empty() {
+                break;
+            }
             out.write(&rejects_batch(&chunk, job.loaded_at)).await?;
         }
         out.close().await?;
@@ -112,11 +121,7 @@ pub async fn write_tables(
 
 /// One partition's `identifies` file and, if any value was discarded, its
 /// `discards` file. Batches are built on a blocking thread.
-async fn write_partition(
-    job: Arc<Job>,
-    date: String,
-    events: Records<StagedEvent>,
-) -> Result<(Vec<String>, u64)> {
+async fn write_partition(job: Arc<Job>, date: String, events: Records) -> Result<(Vec<String>, u64)> {
     let partition = format!("received_date={date}");
     let mut files = Vec::new();
     let mut out = job.create("identifies", &partition, Arc::clone(&job.schema), &mut files)?;
@@ -128,23 +133,18 @@ async fn write_partition(
         let rows = job.batch_rows;
         let (next, built) = tokio::task::spawn_blocking(move || {
             let (mut builder, mut events) = state;
-            let mut failed = None;
-            for event in events.by_ref() {
-                match event {
-                    Ok(event) => builder.push(&event),
-                    Err(e) => {
-                        failed = Some(e);
-                        break;
-                    }
+            let mut fill = || {
+                while builder.rows() < rows
+                    && let Some(record) = events.next_record()?
+                {
+                    builder.push(&StagedEvent::decode(record)?);
                 }
-                if builder.rows() == rows {
-                    break;
-                }
-            }
-            let built = match failed {
-                Some(e) => Err(e),
-                None if builder.rows() == 0 => Ok(None),
-                None => Ok(Some(builder.finish())),
+                io::Result::Ok(())
+            };
+            let built = match fill() {
+                Err(e) => Err(e),
+                Ok(()) if builder.rows() == 0 => Ok(None),
+                Ok(()) => Ok(Some(builder.finish())),
             };
             ((builder, events), built)
         })
