@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use super::flatten::{Leaves, flatten_event};
-use super::json::{NotObject, Raw, RawObject, is_integer_token};
+use super::json::{Line, Member, NotObject, Raw, RawObject, is_integer_token};
 use super::timestamp::{Micros, event_timestamp, parse_rfc3339};
 
 /// The reason codes of SPEC §3, in the order the rules apply.
@@ -96,32 +96,33 @@ fn parse(line: &[u8], opts: &ParseOptions) -> Result<Outcome, Rejected> {
             return reject(RejectReason::InvalidUtf8, format!("invalid UTF-8 at byte {}", e.valid_up_to()));
         }
     };
-    let event = match RawObject::parse_line(text) {
-        Ok(event) => event,
+    let parsed = match Line::parse_line(text) {
+        Ok(parsed) => parsed,
         Err(NotObject::InvalidJson(e)) => return reject(RejectReason::InvalidJson, e),
         Err(NotObject::NotAnObject) => {
             return reject(RejectReason::NotAnObject, "the line is JSON but not an object");
         }
     };
+    let event = &parsed.members;
     match event.get("type").map(Raw::of) {
         Some(Raw::String(t)) if t == "identify" => {}
         Some(Raw::String(_)) => return Ok(Outcome::NonIdentify),
         Some(_) => return reject(RejectReason::InvalidType, "`type` is not a string"),
         None => return reject(RejectReason::InvalidType, "`type` is missing"),
     }
-    let user_id = identity(&event, "userId")?;
-    let anonymous_id = identity(&event, "anonymousId")?;
-    let message_id = identity(&event, "messageId")?;
-    let context = object_member(&event, "context", RejectReason::InvalidContext)?;
+    let user_id = identity(event, "userId")?;
+    let anonymous_id = identity(event, "anonymousId")?;
+    let message_id = identity(event, "messageId")?;
+    let context = object(parsed.context, "context", RejectReason::InvalidContext)?;
     let context_traits = match &context {
-        Some(c) => object_member(c, "traits", RejectReason::InvalidTraits)?,
+        Some(c) => object(Member::of(c.present("traits")), "traits", RejectReason::InvalidTraits)?,
         None => None,
     };
-    let top_traits = object_member(&event, "traits", RejectReason::InvalidTraits)?;
-    let timestamp = timestamp_member(&event, "timestamp")?;
-    let original_timestamp = timestamp_member(&event, "originalTimestamp")?;
-    let sent_at = timestamp_member(&event, "sentAt")?;
-    let received_at_field = timestamp_member(&event, "receivedAt")?;
+    let top_traits = object(parsed.traits, "traits", RejectReason::InvalidTraits)?;
+    let timestamp = timestamp_member(event, "timestamp")?;
+    let original_timestamp = timestamp_member(event, "originalTimestamp")?;
+    let sent_at = timestamp_member(event, "sentAt")?;
+    let received_at_field = timestamp_member(event, "receivedAt")?;
 
     // RudderStack puts traits in context.traits; top-level traits win.
     let mut traits = match (context_traits, top_traits) {
@@ -196,15 +197,15 @@ fn canonical_integer(token: &str) -> String {
     if token.bytes().all(|c| matches!(c, b'-' | b'0')) { "0".to_owned() } else { token.to_owned() }
 }
 
-fn object_member<'a>(
-    parent: &RawObject<'a>,
+fn object<'a>(
+    member: Member<'a>,
     key: &str,
     reason: RejectReason,
 ) -> Result<Option<RawObject<'a>>, Rejected> {
-    match parent.present(key).map(Raw::of) {
-        None => Ok(None),
-        Some(Raw::Object(o)) => Ok(Some(o)),
-        Some(_) => reject(reason, format!("`{key}` is not an object")),
+    match member {
+        Member::Absent => Ok(None),
+        Member::Object(o) => Ok(Some(o)),
+        Member::Other => reject(reason, format!("`{key}` is not an object")),
     }
 }
 

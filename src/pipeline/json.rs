@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::small_map::SmallMap;
@@ -35,22 +35,18 @@ impl<'a> RawObject<'a> {
     pub fn parse_line(text: &'a str) -> Result<Self, NotObject> {
         if text.contains("\\u") && has_lone_surrogate(text) {
             // Checked first: it is invalid JSON text, not a non-object.
-            if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() {
+            if serde_json::from_str::<IgnoredAny>(text).is_ok() {
                 return Err(NotObject::InvalidJson("a \\u escape is a lone UTF-16 surrogate".into()));
             }
         }
         let object = Self::parse(text)?;
-        // Only a line with more brackets than the limit can nest that deep.
-        let brackets = memchr::memchr2_iter(b'{', b'[', text.as_bytes()).count();
-        if brackets > MAX_DEPTH && depth(text) > MAX_DEPTH {
-            return Err(NotObject::InvalidJson(format!("nested deeper than {MAX_DEPTH} levels")));
-        }
+        valid_beyond_parse(text)?;
         Ok(object)
     }
 
     pub fn parse(text: &'a str) -> Result<Self, NotObject> {
         serde_json::from_str::<RawObject<'a>>(text).map_err(|e| {
-            if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() {
+            if serde_json::from_str::<IgnoredAny>(text).is_ok() {
                 NotObject::NotAnObject
             } else {
                 NotObject::InvalidJson(e.to_string())
@@ -112,6 +108,20 @@ impl<'a> Raw<'a> {
             _ => Raw::Number(text),
         }
     }
+}
+
+/// What the parse of valid JSON text lets through: lone UTF-16 surrogates
+/// (no UTF-8 form) and nesting deeper than [`MAX_DEPTH`].
+fn valid_beyond_parse(text: &str) -> Result<(), NotObject> {
+    if text.contains("\\u") && has_lone_surrogate(text) {
+        return Err(NotObject::InvalidJson("a \\u escape is a lone UTF-16 surrogate".into()));
+    }
+    // Only a line with more brackets than the limit can nest that deep.
+    let brackets = memchr::memchr2_iter(b'{', b'[', text.as_bytes()).count();
+    if brackets > MAX_DEPTH && depth(text) > MAX_DEPTH {
+        return Err(NotObject::InvalidJson(format!("nested deeper than {MAX_DEPTH} levels")));
+    }
+    Ok(())
 }
 
 /// The content of a validated JSON string. Without a backslash there is
@@ -277,16 +287,135 @@ impl<'de> Deserialize<'de> for RawObject<'de> {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut members = SmallMap::with_capacity(16);
-                while let Some(CowStr(key)) = map.next_key()? {
-                    let value: &'de RawValue = map.next_value()?;
-                    members.insert(key, value);
-                }
-                Ok(RawObject(members))
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                members(map)
             }
         }
         d.deserialize_map(V)
+    }
+}
+
+fn members<'de, A: MapAccess<'de>>(mut map: A) -> Result<RawObject<'de>, A::Error> {
+    let mut members = SmallMap::with_capacity(16);
+    while let Some(CowStr(key)) = map.next_key()? {
+        let value: &'de RawValue = map.next_value()?;
+        members.insert(key, value);
+    }
+    Ok(RawObject(members))
+}
+
+/// A line's top-level object. `context` and `traits`, which hold most of an
+/// identify's bytes, are parsed as objects in the line's own pass rather
+/// than skipped as raw text and parsed again.
+#[derive(Debug, Default)]
+pub struct Line<'a> {
+    /// The other members.
+    pub members: RawObject<'a>,
+    pub context: Member<'a>,
+    pub traits: Member<'a>,
+}
+
+/// A member parsed with its line.
+#[derive(Debug, Default)]
+pub enum Member<'a> {
+    /// Absent or `null`.
+    #[default]
+    Absent,
+    Object(RawObject<'a>),
+    /// Any other value.
+    Other,
+}
+
+impl<'a> Member<'a> {
+    pub fn of(value: Option<&'a RawValue>) -> Self {
+        match value.map(Raw::of) {
+            None => Member::Absent,
+            Some(Raw::Object(object)) => Member::Object(object),
+            Some(_) => Member::Other,
+        }
+    }
+}
+
+impl<'a> Line<'a> {
+    /// [`RawObject::parse_line`] for a whole line.
+    pub fn parse_line(text: &'a str) -> Result<Self, NotObject> {
+        if let Ok(line) = serde_json::from_str::<Line<'a>>(text)
+            && valid_beyond_parse(text).is_ok()
+        {
+            return Ok(line);
+        }
+        // The one-pass parse reads numbers, and so refuses some that are
+        // valid JSON (`1e400`): the raw parse decides every line it does
+        // not accept, with its reason.
+        let members = RawObject::parse_line(text)?;
+        let context = Member::of(members.present("context"));
+        let traits = Member::of(members.present("traits"));
+        Ok(Line { members, context, traits })
+    }
+}
+
+impl<'de> Deserialize<'de> for Line<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Line<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut line = Line { members: RawObject(SmallMap::with_capacity(16)), ..Line::default() };
+                while let Some(CowStr(key)) = map.next_key()? {
+                    match key.as_ref() {
+                        "context" => line.context = map.next_value()?,
+                        "traits" => line.traits = map.next_value()?,
+                        _ => {
+                            let value: &'de RawValue = map.next_value()?;
+                            line.members.0.insert(key, value);
+                        }
+                    }
+                }
+                Ok(line)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Member<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Member<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                members(map).map(Member::Object)
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Member::Absent)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Member::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Member::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Member::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Member::Other)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Member::Other)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Member::Other)
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -368,7 +497,60 @@ mod tests {
         })
     }
 
+    /// A line as the raw parse alone sees it: context, traits and the other
+    /// members, each in compact form.
+    fn seen(line: &Line) -> [String; 3] {
+        let member = |m: &Member| match m {
+            Member::Absent => "absent".to_owned(),
+            Member::Object(o) => o.to_compact(),
+            Member::Other => "other".to_owned(),
+        };
+        let mut others = RawObject::default();
+        for (k, v) in line.members.0.iter().filter(|(k, _)| !matches!(k.as_ref(), "context" | "traits")) {
+            others.0.insert(k.clone(), *v);
+        }
+        [member(&line.context), member(&line.traits), others.to_compact()]
+    }
+
+    fn raw_parse(text: &str) -> Result<[String; 3], NotObject> {
+        let members = RawObject::parse_line(text)?;
+        let context = Member::of(members.present("context"));
+        let traits = Member::of(members.present("traits"));
+        Ok(seen(&Line { members, context, traits }))
+    }
+
+    #[test]
+    fn the_one_pass_line_parse_agrees_with_the_raw_parse() {
+        for text in [
+            r#"{"type":"identify","context":{"ip":"1"},"traits":{"a":{"b":1}}}"#,
+            r#"{"context":1e400,"traits":[1e400]}"#,
+            r#"{"context":{"a":1},"context":null,"traits":"x","traits":{"t":2}}"#,
+            r#"{"con\u0074ext":{"k":"v"},"traits":true}"#,
+            r#"{"context":{"s":"\ud800"}}"#,
+            r#"{"traits":"\ud800"}"#,
+            r#"{"context":{}} x"#,
+            "[1]",
+        ] {
+            let one_pass = Line::parse_line(text).map(|l| seen(&l));
+            assert_eq!(one_pass, raw_parse(text), "{text}");
+        }
+    }
+
     proptest::proptest! {
+        /// Whatever the members, the one-pass parse sees what the raw parse does.
+        #[test]
+        fn line_parse_matches_raw_parse(
+            context in json_value(), traits in json_value(), other in json_value(), order in 0..3usize
+        ) {
+            let mut members = vec![("context", context), ("traits", traits), ("other", other)];
+            members.rotate_left(order);
+            let object: serde_json::Map<String, serde_json::Value> =
+                members.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+            let text = serde_json::to_string(&object).unwrap();
+            let one_pass = Line::parse_line(&text).map(|l| seen(&l));
+            proptest::prop_assert_eq!(one_pass, raw_parse(&text));
+        }
+
         /// Minifying pretty-printed JSON gives the compact form.
         #[test]
         fn minify_undoes_pretty_printing(value in json_value()) {
