@@ -6,9 +6,8 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::flatten::Leaf;
 use super::json::FastHash;
-use super::typing::ColumnType;
+use super::typing::{ColumnType, Kind};
 
 /// A dynamic column of the table as recorded in the warehouse log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,11 +92,11 @@ impl Columns {
     }
 
     /// The id of the leaf's column; the leaf's type joins a new column's.
-    pub fn observe(&mut self, leaf: &Leaf) -> u32 {
-        let leaf_type = leaf.kind.column_type();
-        let (map, name, status) = match &leaf.column {
-            Ok(name) => (&mut self.valid, &**name, Status::New(leaf_type)),
-            Err(name) => (&mut self.invalid, name.as_str(), Status::InvalidName),
+    pub fn observe(&mut self, column: Result<&str, &str>, kind: Kind) -> u32 {
+        let leaf_type = kind.column_type();
+        let (map, name, status) = match column {
+            Ok(name) => (&mut self.valid, name, Status::New(leaf_type)),
+            Err(name) => (&mut self.invalid, name, Status::InvalidName),
         };
         if let Some(&id) = map.get(name) {
             if let Status::New(t) = &mut self.entries[id as usize].status {
@@ -163,22 +162,17 @@ impl Columns {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::typing::Kind;
-
-    fn leaf(name: &str, kind: Kind) -> Leaf {
-        Leaf { column: Ok(name.into()), kind, span: 0..0 }
-    }
 
     #[test]
     fn new_columns_join_and_existing_keep_their_type() {
         let existing =
             [ColumnDef { name: "age".into(), column_type: ColumnType::Int64, since_run: "r0".into() }];
         let mut c = Columns::new(&existing);
-        assert_eq!(c.observe(&leaf("age", Kind::String)), 0);
-        assert_eq!(c.observe(&leaf("score", Kind::Int)), 1);
-        assert_eq!(c.observe(&leaf("score", Kind::Float)), 1);
-        assert_eq!(c.observe(&leaf("flag", Kind::Bool)), 2);
-        assert_eq!(c.observe(&leaf("flag", Kind::Int)), 2);
+        assert_eq!(c.observe(Ok("age"), Kind::String), 0);
+        assert_eq!(c.observe(Ok("score"), Kind::Int), 1);
+        assert_eq!(c.observe(Ok("score"), Kind::Float), 1);
+        assert_eq!(c.observe(Ok("flag"), Kind::Bool), 2);
+        assert_eq!(c.observe(Ok("flag"), Kind::Int), 2);
         let r = c.resolve(10, "r1");
         assert_eq!(
             r.targets,
@@ -195,9 +189,9 @@ mod tests {
     fn max_columns_admits_the_first_seen() {
         let mut c = Columns::new(&[]);
         for name in ["a", "b", "c"] {
-            c.observe(&leaf(name, Kind::Int));
+            c.observe(Ok(name), Kind::Int);
         }
-        c.observe(&Leaf { column: Err(String::new()), kind: Kind::Int, span: 0..1 });
+        c.observe(Err(""), Kind::Int);
         let r = c.resolve(2, "r");
         assert_eq!(r.schema.len(), 2);
         assert_eq!(r.targets[2], Target::Discard(DiscardReason::TooManyColumns));
@@ -207,12 +201,12 @@ mod tests {
     #[test]
     fn rollback_forgets_a_failed_object() {
         let mut c = Columns::new(&[]);
-        c.observe(&leaf("a", Kind::Int));
+        c.observe(Ok("a"), Kind::Int);
         let cp = c.checkpoint();
-        c.observe(&leaf("a", Kind::String));
-        c.observe(&leaf("b", Kind::Int));
+        c.observe(Ok("a"), Kind::String);
+        c.observe(Ok("b"), Kind::Int);
         c.rollback(cp);
-        assert_eq!(c.observe(&leaf("c", Kind::Int)), 1);
+        assert_eq!(c.observe(Ok("c"), Kind::Int), 1);
         let r = c.resolve(10, "r");
         assert_eq!(r.new_columns, [("a".into(), ColumnType::Int64), ("c".into(), ColumnType::Int64)]);
     }

@@ -12,9 +12,13 @@ use super::typing::Kind;
 /// One value bound for a dynamic column.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leaf {
-    /// The column name, or `Err` with the would-be name of a leaf that
-    /// cannot be a column (it goes to `discards` as `invalid_column_name`).
-    pub column: Result<Arc<str>, String>,
+    /// Where the column name is in [`Leaves::text`], or `Err` with where the
+    /// would-be name of a leaf that cannot be a column is (it goes to
+    /// `discards` as `invalid_column_name`). The name is copied rather than
+    /// shared: the thread that stages the event would otherwise count
+    /// references on the parsing threads' cached names, a cache line pulled
+    /// across cores for every value.
+    pub column: Result<Range<usize>, Range<usize>>,
     pub kind: Kind,
     /// Where the value's Utf8 form (see [`Kind`]) is in [`Leaves::text`].
     pub span: Range<usize>,
@@ -32,6 +36,14 @@ pub struct Leaves {
 impl Leaves {
     pub fn value(&self, leaf: &Leaf) -> &str {
         &self.text[leaf.span.clone()]
+    }
+
+    /// The leaf's column name, or `Err` with its invalid would-be name.
+    pub fn column(&self, leaf: &Leaf) -> Result<&str, &str> {
+        match &leaf.column {
+            Ok(name) => Ok(&self.text[name.clone()]),
+            Err(name) => Err(&self.text[name.clone()]),
+        }
     }
 
     /// Each leaf with its value.
@@ -126,7 +138,10 @@ fn visit(
                 None => columns.append(name, candidate),
             }
         }
-        Err(name) => leaves.list.push(Leaf { column: Err(name), kind, span }),
+        Err(name) => {
+            let name = leaves.push_text(&name);
+            leaves.list.push(Leaf { column: Err(name), kind, span });
+        }
     }
     path.truncate(len);
 }
@@ -153,11 +168,10 @@ fn fill_name(columns: &mut Columns, leaves: &mut Leaves) {
 }
 
 fn push_columns(columns: Columns, leaves: &mut Leaves) {
-    leaves.list.extend(columns.into_iter().map(|(name, c)| Leaf {
-        column: Ok(name),
-        kind: c.kind,
-        span: c.span,
-    }));
+    for (name, c) in columns {
+        let name = leaves.push_text(&name);
+        leaves.list.push(Leaf { column: Ok(name), kind: c.kind, span: c.span });
+    }
 }
 
 #[cfg(test)]
@@ -167,10 +181,11 @@ mod tests {
     fn leaves(context: &str, traits: &str) -> Vec<(String, Kind, String)> {
         let context = RawObject::parse(context).unwrap();
         let traits = RawObject::parse(traits).unwrap();
-        flatten_event(Some(&context), &traits)
+        let leaves = flatten_event(Some(&context), &traits);
+        leaves
             .iter()
             .map(|(l, text)| {
-                (l.column.clone().map_or_else(|e| format!("!{e}"), |c| c.to_string()), l.kind, text.into())
+                (leaves.column(l).map_or_else(|e| format!("!{e}"), str::to_owned), l.kind, text.into())
             })
             .collect()
     }

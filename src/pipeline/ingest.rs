@@ -195,7 +195,7 @@ fn bind<'a>(columns: &mut Columns, event: &'a Event) -> StagedEvent<'a> {
         .list
         .iter()
         .map(|leaf| StagedValue {
-            column: columns.observe(leaf),
+            column: columns.observe(event.leaves.column(leaf), leaf.kind),
             kind: leaf.kind,
             start: leaf.span.start as u32,
             end: leaf.span.end as u32,
