@@ -28,9 +28,6 @@ WITH collapsed AS (
            {{trait_aggregate}}
     FROM owned
     GROUP BY "il$owner"
-    -- Drops the group of identifies that belong to no user. On the group
-    -- key itself the filter would be pushed below the aggregate.
-    HAVING count("il$owner") > 0
 ),
 traits AS (
     SELECT "il$owner", "il$anonymous_ids", first_seen_at, last_seen_at, identify_count
