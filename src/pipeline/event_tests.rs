@@ -42,6 +42,8 @@ fn rules_apply_in_order() {
     assert_eq!(reason(br#"{"type":"identify","userId":"u","messageId":true}"#), InvalidIdentity);
     assert_eq!(reason(br#"{"type":"identify","anonymousId":[1],"context":3}"#), InvalidIdentity);
     assert_eq!(reason(br#"{"type":"identify","userId":"u","context":3,"traits":1}"#), InvalidContext);
+    // Valid JSON whose number does not fit an f64 is still a non-object.
+    assert_eq!(reason(br#"{"type":"identify","userId":"u","context":1e400}"#), InvalidContext);
     assert_eq!(reason(br#"{"type":"identify","userId":"u","traits":"x"}"#), InvalidTraits);
     assert_eq!(reason(br#"{"type":"identify","userId":"u","context":{"traits":[]}}"#), InvalidTraits);
     assert_eq!(reason(br#"{"type":"identify","userId":"u","timestamp":"yesterday"}"#), InvalidTimestamp);

@@ -46,11 +46,6 @@ impl Leaves {
         }
     }
 
-    /// Each leaf with its value.
-    pub fn iter(&self) -> impl Iterator<Item = (&Leaf, &str)> {
-        self.list.iter().map(|leaf| (leaf, self.value(leaf)))
-    }
-
     fn push_text(&mut self, text: &str) -> Range<usize> {
         let start = self.text.len();
         self.text.push_str(text);
@@ -183,9 +178,14 @@ mod tests {
         let traits = RawObject::parse(traits).unwrap();
         let leaves = flatten_event(Some(&context), &traits);
         leaves
+            .list
             .iter()
-            .map(|(l, text)| {
-                (leaves.column(l).map_or_else(|e| format!("!{e}"), str::to_owned), l.kind, text.into())
+            .map(|l| {
+                (
+                    leaves.column(l).map_or_else(|e| format!("!{e}"), str::to_owned),
+                    l.kind,
+                    leaves.value(l).into(),
+                )
             })
             .collect()
     }

@@ -33,14 +33,12 @@ impl<'a> RawObject<'a> {
     /// deeper than [`MAX_DEPTH`] and strings that cannot be decoded (lone
     /// UTF-16 surrogates), which the raw parse lets through.
     pub fn parse_line(text: &'a str) -> Result<Self, NotObject> {
-        if text.contains("\\u") && has_lone_surrogate(text) {
-            // Checked first: it is invalid JSON text, not a non-object.
-            if serde_json::from_str::<IgnoredAny>(text).is_ok() {
-                return Err(NotObject::InvalidJson("a \\u escape is a lone UTF-16 surrogate".into()));
-            }
+        // Checked first: it is invalid JSON text, not a non-object.
+        if has_lone_surrogate(text) && serde_json::from_str::<IgnoredAny>(text).is_ok() {
+            return Err(NotObject::InvalidJson("a \\u escape is a lone UTF-16 surrogate".into()));
         }
         let object = Self::parse(text)?;
-        valid_beyond_parse(text)?;
+        check_depth(text)?;
         Ok(object)
     }
 
@@ -110,12 +108,8 @@ impl<'a> Raw<'a> {
     }
 }
 
-/// What the parse of valid JSON text lets through: lone UTF-16 surrogates
-/// (no UTF-8 form) and nesting deeper than [`MAX_DEPTH`].
-fn valid_beyond_parse(text: &str) -> Result<(), NotObject> {
-    if text.contains("\\u") && has_lone_surrogate(text) {
-        return Err(NotObject::InvalidJson("a \\u escape is a lone UTF-16 surrogate".into()));
-    }
+/// Valid JSON text nested deeper than [`MAX_DEPTH`] is refused.
+fn check_depth(text: &str) -> Result<(), NotObject> {
     // Only a line with more brackets than the limit can nest that deep.
     let brackets = memchr::memchr2_iter(b'{', b'[', text.as_bytes()).count();
     if brackets > MAX_DEPTH && depth(text) > MAX_DEPTH {
@@ -164,6 +158,9 @@ fn depth(text: &str) -> usize {
 /// Does valid JSON text hold a `\\uD800`–`\\uDFFF` escape that is not half
 /// of a surrogate pair? Such a string has no UTF-8 form.
 fn has_lone_surrogate(text: &str) -> bool {
+    if !text.contains("\\u") {
+        return false;
+    }
     let b = text.as_bytes();
     let unit = |i: usize| -> Option<u16> {
         let hex = b.get(i..i + 4)?;
@@ -339,8 +336,10 @@ impl<'a> Member<'a> {
 impl<'a> Line<'a> {
     /// [`RawObject::parse_line`] for a whole line.
     pub fn parse_line(text: &'a str) -> Result<Self, NotObject> {
-        if let Ok(line) = serde_json::from_str::<Line<'a>>(text)
-            && valid_beyond_parse(text).is_ok()
+        // A line with a lone surrogate or nested too deep is decided below.
+        if !has_lone_surrogate(text)
+            && let Ok(line) = serde_json::from_str::<Line<'a>>(text)
+            && check_depth(text).is_ok()
         {
             return Ok(line);
         }
