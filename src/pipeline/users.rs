@@ -145,16 +145,16 @@ async fn write_table(
         .map_err(|source| Error::DataFusion { action: "running the collapse", source })?;
     let path = warehouse.table_path(&derived_file(table));
     let url = warehouse.location.url_of(&path);
-    let mut out = ParquetOut::create(Arc::clone(&warehouse.location.store), path, url, schema)?;
+    let failed = |source| Error::DataFusion { action: "running the collapse", source };
+    let mut next = stream.try_next().await.map_err(failed)?;
+    let store = Arc::clone(&warehouse.location.store);
+    let mut out = ParquetOut::create(store, path, url, schema, next.as_ref())?;
     out.set_metadata(BUILT_FROM, version.to_string());
     let mut rows = 0;
-    while let Some(batch) = stream
-        .try_next()
-        .await
-        .map_err(|source| Error::DataFusion { action: "running the collapse", source })?
-    {
+    while let Some(batch) = next {
         rows += batch.num_rows() as u64;
         out.write(&batch).await?;
+        next = stream.try_next().await.map_err(failed)?;
     }
     out.close().await?;
     tracing::debug!(table, plan = %DisplayableExecutionPlan::with_metrics(plan.as_ref()).indent(true), "ran");

@@ -7,6 +7,7 @@ use std::io;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 
@@ -39,18 +40,20 @@ struct Job {
 }
 
 impl Job {
+    /// `first`: the file's first batch, if known (see [`ParquetOut::create`]).
     fn create(
         &self,
         table: &str,
         partition: &str,
         schema: SchemaRef,
+        first: Option<&RecordBatch>,
         files: &mut Vec<String>,
     ) -> Result<ParquetOut> {
         let relative = format!("{table}/{partition}/part-{}.parquet", self.run_id);
         let path = self.warehouse.staged(&self.run_id, &relative);
         let url = self.warehouse.location.url_of(&self.warehouse.table_path(&relative));
         files.push(relative);
-        ParquetOut::create(Arc::clone(&self.warehouse.location.store), path, url, schema)
+        ParquetOut::create(Arc::clone(&self.warehouse.location.store), path, url, schema, first)
     }
 }
 
@@ -96,7 +99,7 @@ pub async fn write_tables(
     }
     if ingest.stage.reject_count() > 0 {
         let partition = format!("received_date={}", now.format("%Y-%m-%d"));
-        let mut out = job.create("rejects", &partition, rejects_schema(), &mut written.files)?;
+        let mut out = job.create("rejects", &partition, rejects_schema(), None, &mut written.files)?;
         let mut rejects = ingest.stage.read_rejects().map_err(spill)?;
         loop {
             let chunk = tokio::task::block_in_place(|| {
@@ -124,7 +127,7 @@ pub async fn write_tables(
 async fn write_partition(job: Arc<Job>, date: String, events: Records) -> Result<(Vec<String>, u64)> {
     let partition = format!("received_date={date}");
     let mut files = Vec::new();
-    let mut out = job.create("identifies", &partition, Arc::clone(&job.schema), &mut files)?;
+    let mut out: Option<ParquetOut> = None;
     let mut discards: Option<ParquetOut> = None;
     let mut discarded = 0;
     let mut builder = BatchBuilder::new(Arc::clone(&job.schema), Arc::clone(&job.columns), job.loaded_at);
@@ -143,18 +146,36 @@ async fn write_partition(job: Arc<Job>, date: String, events: Records) -> Result
             io::Result::Ok((builder.rows() > 0).then(|| builder.finish()))
         });
         let Some((batch, discarded_batch)) = built.map_err(spill)? else { break };
-        out.write(&batch).await?;
+        let identifies = match &mut out {
+            Some(out) => out,
+            None => out.insert(job.create(
+                "identifies",
+                &partition,
+                Arc::clone(&job.schema),
+                Some(&batch),
+                &mut files,
+            )?),
+        };
+        identifies.write(&batch).await?;
         if let Some(d) = discarded_batch {
             discarded += d.num_rows() as u64;
-            if discards.is_none() {
-                discards = Some(job.create("discards", &partition, discards_schema(), &mut files)?);
-            }
-            if let Some(out) = discards.as_mut() {
-                out.write(&d).await?;
-            }
+            let discards = match &mut discards {
+                Some(out) => out,
+                None => discards.insert(job.create(
+                    "discards",
+                    &partition,
+                    discards_schema(),
+                    Some(&d),
+                    &mut files,
+                )?),
+            };
+            discards.write(&d).await?;
         }
     }
-    out.close().await?;
+    // A partition has at least one event, so `out` is set.
+    if let Some(out) = out {
+        out.close().await?;
+    }
     if let Some(d) = discards {
         d.close().await?;
     }
