@@ -71,7 +71,7 @@ impl Ingest {
     /// Reads one object to its end. On an error nothing of the object stays.
     pub fn ingest_object(&mut self, input: impl BufRead + Send, object: &ObjectInput) -> io::Result<Counts> {
         let columns = self.columns.checkpoint();
-        let stage = self.stage.checkpoint();
+        let stage = self.stage.checkpoint()?;
         let mut seen_here = HashSet::new();
         match self.read_lines(input, object, &mut seen_here) {
             Ok(counts) => {
