@@ -368,7 +368,7 @@ impl GroupsLatestFields {
             self.rows.push(rows);
             if self.held > 2 * (self.slots.len() / width) + self.slack {
                 let all = std::mem::take(&mut self.slots);
-                let gathered = self.gather(&all, true)?;
+                let gathered = self.gather(&all, true, true)?;
                 self.slots = all;
                 self.reset(Some(gathered));
             }
@@ -376,11 +376,13 @@ impl GroupsLatestFields {
         Ok(())
     }
 
-    /// The values and keys of `slots` (whole groups), one row per group.
+    /// The values of `slots` (whole groups), one row per group, and with
+    /// `keys` their order keys (a state, or compacted rows, needs them; the
+    /// final values do not, and gathering them was a third of emitting).
     /// With `release`, each field's held values are dropped once gathered:
     /// all of the held rows are about to be, and the copy and the originals
     /// then never both exist whole.
-    fn gather(&mut self, slots: &[Slot], release: bool) -> Result<Rows> {
+    fn gather(&mut self, slots: &[Slot], release: bool, keys: bool) -> Result<Rows> {
         let width = self.width();
         let groups = slots.len() / width;
         let mut out = Gathered {
@@ -401,6 +403,16 @@ impl GroupsLatestFields {
                     rows.columns[field] = new_null_array(self.fields[field].data_type(), 0);
                 }
             }
+        }
+        if !keys {
+            let none = Int64Array::from(Vec::<i64>::new());
+            return Ok(Rows::new(
+                out.columns,
+                none.clone(),
+                none,
+                StringArray::from(Vec::<&str>::new()),
+                None,
+            ));
         }
         out.offsets.push(0);
         let mut distinct: Vec<(u32, usize)> = Vec::with_capacity(width);
@@ -441,7 +453,7 @@ impl GroupsLatestFields {
     /// The first groups per `emit_to`, gathered. The rest keep pointing into
     /// the held rows, so that emitting in small steps (as a spilled
     /// aggregation does) costs each step only its own groups.
-    fn take(&mut self, emit_to: EmitTo) -> Result<Rows> {
+    fn take(&mut self, emit_to: EmitTo, keys: bool) -> Result<Rows> {
         let width = self.width();
         let groups = self.slots.len() / width;
         let n = match emit_to {
@@ -450,7 +462,7 @@ impl GroupsLatestFields {
         };
         let rest = self.slots.split_off(n * width);
         let taken = std::mem::replace(&mut self.slots, rest);
-        let gathered = self.gather(&taken, self.slots.is_empty())?;
+        let gathered = self.gather(&taken, self.slots.is_empty(), keys)?;
         if self.slots.is_empty() {
             self.reset(None);
         }
@@ -492,12 +504,12 @@ impl GroupsAccumulator for GroupsLatestFields {
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let rows = self.take(emit_to)?;
+        let rows = self.take(emit_to, false)?;
         Ok(self.values(rows))
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        let rows = self.take(emit_to)?;
+        let rows = self.take(emit_to, true)?;
         Ok(self.state_arrays(rows))
     }
 
@@ -542,13 +554,13 @@ pub(crate) struct OneGroup(pub(crate) GroupsLatestFields);
 impl OneGroup {
     /// The group's values, gathered without taking them: a window frame
     /// evaluates after every row and goes on updating.
-    fn peek(&mut self) -> Result<Rows> {
+    fn peek(&mut self, keys: bool) -> Result<Rows> {
         let width = self.0.width();
         if self.0.slots.is_empty() {
             self.0.slots.resize(width, Slot::NONE);
         }
         let slots = self.0.slots.clone();
-        self.0.gather(&slots, false)
+        self.0.gather(&slots, false, keys)
     }
 }
 
@@ -558,12 +570,12 @@ impl Accumulator for OneGroup {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        let rows = self.peek()?;
+        let rows = self.peek(false)?;
         ScalarValue::try_from_array(&self.0.values(rows), 0)
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        let rows = self.peek()?;
+        let rows = self.peek(true)?;
         self.0.state_arrays(rows).iter().map(|a| ScalarValue::try_from_array(a, 0)).collect()
     }
 
