@@ -198,7 +198,7 @@ fn bind<'a>(columns: &mut Columns, event: &'a Event) -> StagedEvent<'a> {
             column: columns.observe(event.leaves.column(leaf), leaf.kind),
             kind: leaf.kind,
             start: leaf.span.start as u32,
-            end: leaf.span.end as u32,
+            len: leaf.span.len() as u32,
         })
         .collect();
     StagedEvent {

@@ -37,18 +37,20 @@ pub struct StagedEvent<'a> {
     pub values: Vec<StagedValue>,
 }
 
-/// One leaf value: its column id, its kind and its span of the text.
+/// One leaf value: its column id, its kind and its span of the text (a
+/// length rather than an end: one byte instead of two).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StagedValue {
     pub column: u32,
     pub kind: Kind,
     pub start: u32,
-    pub end: u32,
+    pub len: u32,
 }
 
 impl<'a> StagedEvent<'a> {
     pub fn value(&self, value: &StagedValue) -> &'a str {
-        &self.text[value.start as usize..value.end as usize]
+        let start = value.start as usize;
+        &self.text[start..start + value.len as usize]
     }
 
     pub fn decode(record: &'a [u8]) -> io::Result<Self> {
@@ -344,7 +346,7 @@ mod tests {
             channel: None,
             traits: "{}",
             text: "1",
-            values: vec![StagedValue { column: 0, kind: Kind::Int, start: 0, end: 1 }],
+            values: vec![StagedValue { column: 0, kind: Kind::Int, start: 0, len: 1 }],
         }
     }
 
