@@ -58,6 +58,9 @@ pub struct Event {
     pub leaves: Leaves,
 }
 
+// Most lines are identifies: boxing the event would be one more allocation
+// per line for the few that are not.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Outcome {
     Identify(Event),
