@@ -26,8 +26,6 @@ fn main() -> ExitCode {
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = cli.command.threads() {
         runtime.worker_threads(threads.max(1));
-        // Parsing runs on rayon's pool.
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build_global();
     }
     let runtime = match runtime.enable_all().build() {
         Ok(r) => r,

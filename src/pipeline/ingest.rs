@@ -9,7 +9,6 @@ use std::io::{self, BufRead};
 use super::columns::Columns;
 use super::event::{Event, Outcome, ParseOptions, RejectReason, parse_line};
 use super::history::History;
-use rayon::prelude::*;
 
 use super::batches::{self, BatchLine, LineKind};
 use super::stage::{Stage, StagedEvent, StagedReject, StagedValue};
@@ -55,6 +54,8 @@ pub struct Ingest {
     /// Seeded 128-bit hashes of the message ids accepted so far in this run.
     seen: HashSet<u128>,
     max_line_bytes: usize,
+    /// Threads that parse lines.
+    parsers: usize,
 }
 
 /// One source object as the parser sees it.
@@ -64,8 +65,14 @@ pub struct ObjectInput<'a> {
 }
 
 impl Ingest {
-    pub fn new(columns: Columns, stage: Stage, history: History, max_line_bytes: usize) -> Self {
-        Ingest { columns, stage, history, seen: HashSet::new(), max_line_bytes }
+    pub fn new(
+        columns: Columns,
+        stage: Stage,
+        history: History,
+        max_line_bytes: usize,
+        parsers: usize,
+    ) -> Self {
+        Ingest { columns, stage, history, seen: HashSet::new(), max_line_bytes, parsers: parsers.max(1) }
     }
 
     /// Reads one object to its end. On an error nothing of the object stays.
@@ -87,9 +94,10 @@ impl Ingest {
     }
 
     /// Three stages overlap: a reader thread decompresses and splits lines
-    /// into batches, a parser thread parses each batch on all cores, and
-    /// this thread takes the outcomes in order (dedup and staging are
-    /// sequential).
+    /// into batches, parser threads (one per core) each parse whole
+    /// batches, and this thread takes the outcomes in batch order (dedup and
+    /// staging are sequential). Whole batches per thread rather than each
+    /// batch split across the cores: no thread waits for another's half.
     fn read_lines(
         &mut self,
         input: impl BufRead + Send,
@@ -97,34 +105,62 @@ impl Ingest {
         seen_here: &mut HashSet<u128>,
     ) -> io::Result<Counts> {
         let max_line_bytes = self.max_line_bytes;
+        let parsers = self.parsers;
+        let (lines_tx, lines_rx) = std::sync::mpsc::sync_channel(parsers + 1);
+        let (parsed_tx, parsed_rx) = std::sync::mpsc::sync_channel(parsers + 1);
+        // A batch's number is taken with the batch, under the lock.
+        let next = std::sync::Mutex::new((lines_rx, 0u64));
         std::thread::scope(|scope| {
-            let (lines_tx, lines_rx) = std::sync::mpsc::sync_channel(2);
-            let (parsed_tx, parsed_rx) = std::sync::mpsc::sync_channel(2);
             scope.spawn(move || batches::produce(input, max_line_bytes, lines_tx));
             let parse = object.parse;
-            scope.spawn(move || {
-                for batch in lines_rx {
-                    let parsed = batch.map(|batch| {
-                        let outcomes: Vec<Option<Outcome>> = batch
-                            .lines
-                            .par_iter()
-                            .map(|line| {
-                                (line.kind == LineKind::Text).then(|| parse_line(batch.bytes(line), &parse))
-                            })
-                            .collect();
-                        (batch, outcomes)
-                    });
-                    if parsed_tx.send(parsed).is_err() {
-                        return;
+            for _ in 0..parsers {
+                let (next, parsed_tx) = (&next, parsed_tx.clone());
+                scope.spawn(move || {
+                    loop {
+                        let (number, batch) = {
+                            let mut next = next.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                            let Ok(batch) = next.0.recv() else { return };
+                            next.1 += 1;
+                            (next.1 - 1, batch)
+                        };
+                        let parsed = batch.map(|batch| {
+                            let outcomes: Vec<Option<Outcome>> = batch
+                                .lines
+                                .iter()
+                                .map(|line| {
+                                    (line.kind == LineKind::Text)
+                                        .then(|| parse_line(batch.bytes(line), &parse))
+                                })
+                                .collect();
+                            (batch, outcomes)
+                        });
+                        if parsed_tx.send((number, parsed)).is_err() {
+                            return;
+                        }
                     }
-                }
-            });
+                });
+            }
+            drop(parsed_tx);
             let mut counts = Counts::default();
             let mut dates = DateCache::default();
-            for parsed in parsed_rx {
-                let (batch, outcomes) = parsed?;
-                for (line, outcome) in batch.lines.iter().zip(outcomes) {
-                    self.take(&mut counts, &mut dates, seen_here, object, line, batch.bytes(line), outcome)?;
+            let mut waiting = BTreeMap::new();
+            let mut expected = 0u64;
+            for (number, parsed) in parsed_rx {
+                waiting.insert(number, parsed);
+                while let Some(parsed) = waiting.remove(&expected) {
+                    expected += 1;
+                    let (batch, outcomes) = parsed?;
+                    for (line, outcome) in batch.lines.iter().zip(outcomes) {
+                        self.take(
+                            &mut counts,
+                            &mut dates,
+                            seen_here,
+                            object,
+                            line,
+                            batch.bytes(line),
+                            outcome,
+                        )?;
+                    }
                 }
             }
             Ok(counts)

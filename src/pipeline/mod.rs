@@ -94,7 +94,8 @@ async fn load_locked(
     let spill = config.warehouse.spill_dir.as_deref();
     let stage = Stage::new(spill).map_err(|source| spill_error(spill, source))?;
     let history = History::open(warehouse, config.dedup_window, rand::random()).await?;
-    let mut ingest = Ingest::new(Columns::new(&state.columns), stage, history, config.max_line_bytes);
+    let mut ingest =
+        Ingest::new(Columns::new(&state.columns), stage, history, config.max_line_bytes, config.threads);
     let mut summary = Summary {
         run_id: run_id.to_owned(),
         files_seen: (sources.len() + skipped.len()) as u64,
