@@ -1,7 +1,7 @@
 //! The memory pool behind `--memory-limit` (SPEC §8): a fair spill pool,
 //! where each operator that can spill and holds memory gets an equal share
-//! of what the others leave, except that a shuffle (`RepartitionExec`)
-//! never spills.
+//! of what the others leave (and an eighth more while the pool has room),
+//! except that a shuffle (`RepartitionExec`) never spills.
 //!
 //! Only operators that hold memory share it: DataFusion's own fair pool also
 //! counts the sorts that wait for an aggregate's output, and the aggregate
@@ -116,7 +116,12 @@ impl MemoryPool for FairPool {
         let fits = if spills(consumer) {
             let held = state.spillers.get(&consumer.id()).copied().unwrap_or(0);
             let spillers = state.spillers.len() + usize::from(held == 0);
-            held + additional <= left / spillers && state.spillable + additional <= left
+            let share = left / spillers;
+            // An eighth past the share while the pool has room: DataFusion's
+            // aggregate grows a little while it emits its output, where it
+            // cannot spill but fails (one 20M build in six did, at 0.2% past
+            // its share). The others keep seven eighths of theirs.
+            held + additional <= share + share / 8 && state.spillable + additional <= left
         } else {
             // A shuffle is never refused.
             consumer.can_spill() || state.spillable + additional <= left
@@ -173,10 +178,16 @@ mod tests {
         assert_eq!(pool.reserved(), 220);
         assert!(join.try_grow(1).is_err());
         shuffle.shrink(80);
-        // 100 left beside the shuffle's 20: 50 each, and no room for others.
+        // 100 left beside the shuffle's 20: 50 each, and an eighth more
+        // while the pool has room.
         first.shrink(20);
         second.shrink(20);
-        assert!(first.try_grow(11).is_err());
+        assert!(first.try_grow(17).is_err());
+        first.try_grow(16).unwrap();
+        assert!(second.try_grow(5).is_err());
+        second.try_grow(4).unwrap();
+        first.shrink(16);
+        second.shrink(4);
         assert!(join.try_grow(21).is_err());
         join.try_grow(20).unwrap();
         // One spiller left (the other freed all): all that the others leave.
@@ -187,8 +198,10 @@ mod tests {
         let part = second.split(30);
         drop(part);
         second.shrink(20);
-        // Two operators hold memory: 40 each of 80, though 10 are free.
+        // Two operators hold memory: 40 each of 80 (45 with the eighth),
+        // though 10 are free.
         first.try_grow(40).unwrap();
+        first.try_grow(5).unwrap();
         assert!(first.try_grow(1).is_err());
     }
 }
