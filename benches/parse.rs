@@ -1,6 +1,10 @@
 //! The parse-and-normalize stage in bytes/s: one line of Segment-style JSON
-//! to a validated, flattened, typed identify event (SPEC §3–§5). Run with
-//! `cargo bench --bench parse`; compare against the last figures in the README.
+//! to a validated, flattened, typed identify event (SPEC §3–§5); and, for
+//! the decompression floor beside it, gzip inflate with the loader's own
+//! decoder. Run with `cargo bench --bench parse`; compare against the last
+//! figures in the README.
+
+use std::io::{Read, Write};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use identify_loader::pipeline::event::{Outcome, ParseOptions, parse_line};
@@ -51,5 +55,30 @@ fn parse(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, parse);
+/// Uncompressed bytes/s of `flate2`'s multi-member gzip decoder (zlib-rs),
+/// the decoder the loader reads `.gz` objects with.
+fn inflate(c: &mut Criterion) {
+    let text = lines(20_000).join("\n");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(text.as_bytes()).expect("in memory");
+    let gz = gz.finish().expect("in memory");
+    let mut group = c.benchmark_group("decompress");
+    group.throughput(Throughput::Bytes(text.len() as u64));
+    group.bench_function("gzip", |b| {
+        let mut out = vec![0u8; 1 << 20];
+        b.iter(|| {
+            let mut decoder = flate2::read::MultiGzDecoder::new(gz.as_slice());
+            let mut total = 0;
+            loop {
+                match decoder.read(&mut out).expect("valid gzip") {
+                    0 => break total,
+                    n => total += n,
+                }
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, parse, inflate);
 criterion_main!(benches);
