@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{self, BufRead};
+use std::sync::{Arc, Mutex};
 
 use super::columns::Columns;
 use super::event::{Event, Outcome, ParseOptions, RejectReason, parse_line};
@@ -106,15 +107,17 @@ impl Ingest {
     ) -> io::Result<Counts> {
         let max_line_bytes = self.max_line_bytes;
         let parsers = self.parsers;
-        let (lines_tx, lines_rx) = std::sync::mpsc::sync_channel(parsers + 1);
-        let (parsed_tx, parsed_rx) = std::sync::mpsc::sync_channel(parsers + 1);
-        // A batch's number is taken with the batch, under the lock.
-        let next = std::sync::Mutex::new((lines_rx, 0u64));
         std::thread::scope(|scope| {
+            let (lines_tx, lines_rx) = std::sync::mpsc::sync_channel(parsers + 1);
+            let (parsed_tx, parsed_rx) = std::sync::mpsc::sync_channel(parsers + 1);
             scope.spawn(move || batches::produce(input, max_line_bytes, lines_tx));
+            // A batch's number is taken with the batch, under the lock. The
+            // parsers own the receiver: when this thread stops on an error,
+            // they stop, the receiver goes, and so does the reader.
+            let next = Arc::new(Mutex::new((lines_rx, 0u64)));
             let parse = object.parse;
             for _ in 0..parsers {
-                let (next, parsed_tx) = (&next, parsed_tx.clone());
+                let (next, parsed_tx) = (Arc::clone(&next), parsed_tx.clone());
                 scope.spawn(move || {
                     loop {
                         let (number, batch) = {
@@ -140,7 +143,7 @@ impl Ingest {
                     }
                 });
             }
-            drop(parsed_tx);
+            drop((next, parsed_tx));
             let mut counts = Counts::default();
             let mut dates = DateCache::default();
             let mut waiting = BTreeMap::new();
@@ -267,5 +270,49 @@ impl DateCache {
             self.date = utc_date(micros);
         }
         &self.date
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use object_store::memory::InMemory;
+
+    use super::*;
+    use crate::pipeline::commit::Warehouse;
+    use crate::storage::Location;
+
+    /// A spill that cannot be written (a full disk) fails the object, and
+    /// the reader and parsers, still mid-stream, stop with it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_spill_write_ends_the_object_without_hanging() {
+        let location =
+            Location { store: Arc::new(InMemory::new()), base: "memory://".into(), path: "w".into() };
+        let history =
+            History::open(&Warehouse::new(location), std::time::Duration::from_secs(1), 7).await.unwrap();
+        let spill = tempfile::tempdir().unwrap();
+        let stage = Stage::new(Some(spill.path())).unwrap();
+        let stage_dir = std::fs::read_dir(spill.path()).unwrap().next().unwrap().unwrap().path();
+        std::os::unix::fs::symlink("/dev/full", stage_dir.join("events-2024-01-01")).unwrap();
+        let mut ingest = Ingest::new(Columns::new(&[]), stage, history, 1 << 20, 2);
+        // Far more batches than the channels hold, so the reader is still
+        // producing when the first block of the spill fails.
+        let lines: String = (0..300_000)
+            .map(|i| {
+                format!(
+                    r#"{{"type":"identify","messageId":"m{i}","userId":"u{i}","receivedAt":"2024-01-01T00:00:00Z","timestamp":"2024-01-01T00:00:00Z","traits":{{"plan":"pro"}}}}"#
+                ) + "\n"
+            })
+            .collect();
+        let object = ObjectInput {
+            url: "memory://logs/a.json",
+            parse: ParseOptions { fallback_received_at: 0, email_from_user_id: false },
+        };
+        let outcome = tokio::task::spawn_blocking(move || ingest.ingest_object(lines.as_bytes(), &object))
+            .await
+            .unwrap();
+        let error = outcome.unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(28), "{error}");
     }
 }
