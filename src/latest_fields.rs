@@ -384,14 +384,15 @@ impl GroupsLatestFields {
     /// then never both exist whole.
     fn gather(&mut self, slots: &[Slot], release: bool, keys: bool) -> Result<Rows> {
         let width = self.width();
-        let groups = slots.len() / width;
+        // Room for the keys only when they are gathered.
+        let groups = if keys { slots.len() / width } else { 0 };
         let mut out = Gathered {
             columns: Vec::with_capacity(width),
             timestamp: Vec::with_capacity(groups),
             received_at: Vec::with_capacity(groups),
             id: StringBuilder::with_capacity(groups, groups * 36),
             offsets: Vec::with_capacity(groups + 1),
-            sources: Vec::with_capacity(slots.len()),
+            sources: Vec::with_capacity(groups * width),
         };
         for field in 0..width {
             let arrays: Vec<&dyn Array> = self.rows.iter().map(|r| r.columns[field].as_ref()).collect();
