@@ -50,16 +50,19 @@ impl Leaves {
     }
 
     fn push_text(&mut self, text: &str) -> Range<usize> {
-        let start = self.text.len();
-        self.text.push_str(text);
-        start..self.text.len()
+        append(&mut self.text, text)
     }
 
     fn push_name(&mut self, name: &str) -> Range<usize> {
-        let start = self.names.len();
-        self.names.push_str(name);
-        start..self.names.len()
+        append(&mut self.names, name)
     }
+}
+
+/// Appends `text` to `buffer`; where it landed.
+fn append(buffer: &mut String, text: &str) -> Range<usize> {
+    let start = buffer.len();
+    buffer.push_str(text);
+    start..buffer.len()
 }
 
 type Columns = SmallMap<Arc<str>, Candidate>;

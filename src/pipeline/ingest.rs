@@ -5,13 +5,14 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{self, BufRead};
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
 use super::columns::Columns;
 use super::event::{Event, Outcome, ParseOptions, RejectReason, parse_line};
 use super::history::History;
 
-use super::batches::{self, BatchLine, LineKind};
+use super::batches::{self, BatchLine, LineBatch, LineKind};
 use super::stage::{Stage, StagedEvent, StagedReject, StagedValue};
 use super::timestamp::{Micros, utc_date};
 
@@ -118,40 +119,15 @@ impl Ingest {
             let parse = object.parse;
             for _ in 0..parsers {
                 let (next, parsed_tx) = (Arc::clone(&next), parsed_tx.clone());
-                scope.spawn(move || {
-                    loop {
-                        let (number, batch) = {
-                            let mut next = next.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                            let Ok(batch) = next.0.recv() else { return };
-                            next.1 += 1;
-                            (next.1 - 1, batch)
-                        };
-                        let parsed = batch.map(|batch| {
-                            let outcomes: Vec<Option<Outcome>> = batch
-                                .lines
-                                .iter()
-                                .map(|line| {
-                                    (line.kind == LineKind::Text)
-                                        .then(|| parse_line(batch.bytes(line), &parse))
-                                })
-                                .collect();
-                            (batch, outcomes)
-                        });
-                        if parsed_tx.send((number, parsed)).is_err() {
-                            return;
-                        }
-                    }
-                });
+                scope.spawn(move || parse_batches(&next, &parsed_tx, &parse));
             }
             drop((next, parsed_tx));
             let mut counts = Counts::default();
             let mut dates = DateCache::default();
-            let mut waiting = BTreeMap::new();
-            let mut expected = 0u64;
+            let mut in_order = InOrder::default();
             for (number, parsed) in parsed_rx {
-                waiting.insert(number, parsed);
-                while let Some(parsed) = waiting.remove(&expected) {
-                    expected += 1;
+                in_order.push(number, parsed);
+                while let Some(parsed) = in_order.pop() {
                     let (batch, outcomes) = parsed?;
                     for (line, outcome) in batch.lines.iter().zip(outcomes) {
                         self.take(
@@ -227,6 +203,59 @@ impl Ingest {
     }
 }
 
+/// Items numbered 0, 1, 2… that arrive in any order, given back in order.
+struct InOrder<T> {
+    waiting: BTreeMap<u64, T>,
+    next: u64,
+}
+
+impl<T> Default for InOrder<T> {
+    fn default() -> Self {
+        InOrder { waiting: BTreeMap::new(), next: 0 }
+    }
+}
+
+impl<T> InOrder<T> {
+    fn push(&mut self, number: u64, item: T) {
+        self.waiting.insert(number, item);
+    }
+
+    /// The next item in order, once it has arrived.
+    fn pop(&mut self) -> Option<T> {
+        let item = self.waiting.remove(&self.next)?;
+        self.next += 1;
+        Some(item)
+    }
+}
+
+/// Lines to be parsed, with the number of the next batch taken.
+type Queue = Mutex<(Receiver<io::Result<LineBatch>>, u64)>;
+type Parsed = (u64, io::Result<(LineBatch, Vec<Option<Outcome>>)>);
+
+/// One parser thread: takes whole batches, numbered under the queue's lock,
+/// until the reader is done or the staging thread has stopped.
+fn parse_batches(queue: &Queue, parsed: &SyncSender<Parsed>, parse: &ParseOptions) {
+    loop {
+        let (number, batch) = {
+            let mut queue = queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let Ok(batch) = queue.0.recv() else { return };
+            queue.1 += 1;
+            (queue.1 - 1, batch)
+        };
+        let outcomes = batch.map(|batch| {
+            let outcomes = batch
+                .lines
+                .iter()
+                .map(|line| (line.kind == LineKind::Text).then(|| parse_line(batch.bytes(line), parse)))
+                .collect();
+            (batch, outcomes)
+        });
+        if parsed.send((number, outcomes)).is_err() {
+            return;
+        }
+    }
+}
+
 /// The event as staged, its leaves bound to column ids.
 fn bind<'a>(columns: &mut Columns, event: &'a Event) -> StagedEvent<'a> {
     let values = event
@@ -282,6 +311,19 @@ mod tests {
     use super::*;
     use crate::pipeline::commit::Warehouse;
     use crate::storage::Location;
+
+    #[test]
+    fn batches_are_taken_back_in_their_order() {
+        let mut in_order = InOrder::default();
+        let mut taken = Vec::new();
+        for (number, item) in [(2, "c"), (0, "a"), (3, "d"), (1, "b")] {
+            in_order.push(number, item);
+            while let Some(item) = in_order.pop() {
+                taken.push(item);
+            }
+        }
+        assert_eq!(taken, ["a", "b", "c", "d"]);
+    }
 
     /// A spill that cannot be written (a full disk) fails the object, and
     /// the reader and parsers, still mid-stream, stop with it.

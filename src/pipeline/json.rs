@@ -346,10 +346,15 @@ impl<'a> Line<'a> {
         // The one-pass parse reads numbers, and so refuses some that are
         // valid JSON (`1e400`): the raw parse decides every line it does
         // not accept, with its reason.
-        let members = RawObject::parse_line(text)?;
+        RawObject::parse_line(text).map(Line::of_raw)
+    }
+
+    /// The line as the raw parse gives it: `context` and `traits` stay among
+    /// the members too.
+    fn of_raw(members: RawObject<'a>) -> Self {
         let context = Member::of(members.present("context"));
         let traits = Member::of(members.present("traits"));
-        Ok(Line { members, context, traits })
+        Line { members, context, traits }
     }
 }
 
@@ -512,10 +517,7 @@ mod tests {
     }
 
     fn raw_parse(text: &str) -> Result<[String; 3], NotObject> {
-        let members = RawObject::parse_line(text)?;
-        let context = Member::of(members.present("context"));
-        let traits = Member::of(members.present("traits"));
-        Ok(seen(&Line { members, context, traits }))
+        RawObject::parse_line(text).map(|members| seen(&Line::of_raw(members)))
     }
 
     #[test]

@@ -1,10 +1,9 @@
 //! Parquet files written to the warehouse through `object_store`'s
 //! buffered multipart writer, with the same settings for every table.
 
-use std::sync::Arc;
-
 use std::collections::HashSet;
 use std::hash::Hash;
+use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Float64Type, Int64Type, SchemaRef, TimeUnit, TimestampMicrosecondType};

@@ -124,14 +124,13 @@ pub async fn write_tables(
 
 /// One partition's `identifies` file and, if any value was discarded, its
 /// `discards` file.
-async fn write_partition(job: Arc<Job>, date: String, events: Records) -> Result<(Vec<String>, u64)> {
+async fn write_partition(job: Arc<Job>, date: String, mut events: Records) -> Result<(Vec<String>, u64)> {
     let partition = format!("received_date={date}");
     let mut files = Vec::new();
     let mut out: Option<ParquetOut> = None;
     let mut discards: Option<ParquetOut> = None;
     let mut discarded = 0;
     let mut builder = BatchBuilder::new(Arc::clone(&job.schema), Arc::clone(&job.columns), job.loaded_at);
-    let mut events = events;
     loop {
         // In place on this worker rather than on a pooled blocking thread:
         // the allocator keeps freed memory in the heap of the thread that
@@ -146,30 +145,17 @@ async fn write_partition(job: Arc<Job>, date: String, events: Records) -> Result
             io::Result::Ok((builder.rows() > 0).then(|| builder.finish()))
         });
         let Some((batch, discarded_batch)) = built.map_err(spill)? else { break };
-        let identifies = match &mut out {
-            Some(out) => out,
-            None => out.insert(job.create(
-                "identifies",
-                &partition,
-                Arc::clone(&job.schema),
-                Some(&batch),
-                &mut files,
-            )?),
-        };
-        identifies.write(&batch).await?;
+        let schema = Arc::clone(&job.schema);
+        opened(&mut out, || job.create("identifies", &partition, schema, Some(&batch), &mut files))?
+            .write(&batch)
+            .await?;
         if let Some(d) = discarded_batch {
             discarded += d.num_rows() as u64;
-            let discards = match &mut discards {
-                Some(out) => out,
-                None => discards.insert(job.create(
-                    "discards",
-                    &partition,
-                    discards_schema(),
-                    Some(&d),
-                    &mut files,
-                )?),
-            };
-            discards.write(&d).await?;
+            opened(&mut discards, || {
+                job.create("discards", &partition, discards_schema(), Some(&d), &mut files)
+            })?
+            .write(&d)
+            .await?;
         }
     }
     // A partition has at least one event, so `out` is set.
@@ -180,6 +166,17 @@ async fn write_partition(job: Arc<Job>, date: String, events: Records) -> Result
         d.close().await?;
     }
     Ok((files, discarded))
+}
+
+/// The file, created with its first batch (which picks its encodings).
+fn opened(
+    file: &mut Option<ParquetOut>,
+    create: impl FnOnce() -> Result<ParquetOut>,
+) -> Result<&mut ParquetOut> {
+    match file {
+        Some(out) => Ok(out),
+        None => Ok(file.insert(create()?)),
+    }
 }
 
 fn spill(source: io::Error) -> Error {

@@ -23,6 +23,36 @@ fn dedup_keeps_the_first_in_object_then_line_order() {
     assert!(t.schema().column_with_name("only_in_duplicate").is_none());
 }
 
+/// One object of several line batches, parsed on several threads: events
+/// are still taken in line order, for dedup, for the order of new columns
+/// and for the line numbers of rejects.
+#[test]
+fn line_order_holds_across_the_batches_of_one_object() {
+    let n = 30_000;
+    let mut text = String::new();
+    for i in 0..n {
+        match i {
+            5 => text.push_str(&identify("dup", "u", r#"{"v":"first","c_early":1}"#)),
+            12_000 => text.push_str(&identify("x1", "u", r#"{"c_middle":1}"#)),
+            20_000 => text.push_str("not json\n"),
+            25_000 => text.push_str(&identify("dup", "u", r#"{"v":"last","c_late":1}"#)),
+            28_000 => text.push_str(&identify("x2", "u", r#"{"c_late":2}"#)),
+            _ => text.push_str(&identify(&format!("m{i}"), "u", "{}")),
+        }
+    }
+    let dir = inputs(&[("x.ndjson", text.as_bytes())]);
+    let wh = tempfile::tempdir().unwrap();
+    let s = load(&[dir.path()], wh.path(), &["--threads", "2"], 0);
+    assert_eq!((s.identifies_loaded, s.duplicates, s.rejected), (n as u64 - 2, 1, 1));
+    let t = read_table(wh.path(), "identifies").unwrap();
+    assert_eq!(cell(&t, "dup", "v").as_deref(), Some("first"));
+    let names: Vec<String> = t.schema().fields().iter().map(|f| f.name().clone()).collect();
+    let at = |c: &str| names.iter().position(|n| n == c).unwrap();
+    assert!(at("c_early") < at("c_middle") && at("c_middle") < at("c_late"), "{names:?}");
+    let r = read_table(wh.path(), "rejects").unwrap();
+    assert_eq!(int64s(&r, "line"), [20_001]);
+}
+
 #[test]
 fn max_columns_discards_values_of_further_columns() {
     let line = identify("m1", "u", r#"{"a":1,"b":2,"c":3}"#) + &identify("m2", "u", r#"{"c":4,"a":5}"#);
