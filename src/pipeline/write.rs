@@ -1,7 +1,7 @@
 //! Pass two of a load: the staged spill becomes Parquet files of
 //! `identifies`, `discards` and `rejects` under the run's staging prefix,
 //! one file per table and partition. Partitions are written concurrently,
-//! each on its own task.
+//! each on its own task, with a thread of its own building its batches.
 
 use std::io;
 use std::sync::Arc;
@@ -123,28 +123,25 @@ pub async fn write_tables(
 }
 
 /// One partition's `identifies` file and, if any value was discarded, its
-/// `discards` file.
-async fn write_partition(job: Arc<Job>, date: String, mut events: Records) -> Result<(Vec<String>, u64)> {
+/// `discards` file. A thread of its own builds the batches while this task
+/// encodes the previous one: the partitions outnumber the cores only until
+/// the last ones, which would otherwise run on one core each.
+async fn write_partition(job: Arc<Job>, date: String, events: Records) -> Result<(Vec<String>, u64)> {
     let partition = format!("received_date={date}");
     let mut files = Vec::new();
     let mut out: Option<ParquetOut> = None;
     let mut discards: Option<ParquetOut> = None;
     let mut discarded = 0;
-    let mut builder = BatchBuilder::new(Arc::clone(&job.schema), Arc::clone(&job.columns), job.loaded_at);
-    loop {
-        // In place on this worker rather than on a pooled blocking thread:
-        // the allocator keeps freed memory in the heap of the thread that
-        // allocated it, and an idle pooled thread never hands it back (the
-        // 5M load peaked at 880 MiB that way, 1 GiB with four writers).
-        let built = tokio::task::block_in_place(|| {
-            while builder.rows() < job.batch_rows
-                && let Some(record) = events.next_record()?
-            {
-                builder.push(&StagedEvent::decode(record)?);
-            }
-            io::Result::Ok((builder.rows() > 0).then(|| builder.finish()))
-        });
-        let Some((batch, discarded_batch)) = built.map_err(spill)? else { break };
+    let (tx, mut built) = tokio::sync::mpsc::channel(1);
+    // A thread that ends rather than a pooled one: the allocator keeps freed
+    // memory in the heap of the thread that allocated it, and an idle pooled
+    // thread never hands it back (the 5M load peaked at 880 MiB that way).
+    let builder = {
+        let job = Arc::clone(&job);
+        std::thread::spawn(move || build_batches(&job, events, tx))
+    };
+    while let Some(next) = built.recv().await {
+        let (batch, discarded_batch) = next.map_err(spill)?;
         let schema = Arc::clone(&job.schema);
         opened(&mut out, || job.create("identifies", &partition, schema, Some(&batch), &mut files))?
             .write(&batch)
@@ -158,6 +155,11 @@ async fn write_partition(job: Arc<Job>, date: String, mut events: Records) -> Re
             .await?;
         }
     }
+    // The channel also closes when the builder panics: the files are only
+    // closed, and so complete, once it has ended well.
+    if let Err(panic) = tokio::task::block_in_place(|| builder.join()) {
+        std::panic::resume_unwind(panic);
+    }
     // A partition has at least one event, so `out` is set.
     if let Some(out) = out {
         out.close().await?;
@@ -166,6 +168,33 @@ async fn write_partition(job: Arc<Job>, date: String, mut events: Records) -> Re
         d.close().await?;
     }
     Ok((files, discarded))
+}
+
+type Built = io::Result<(RecordBatch, Option<RecordBatch>)>;
+
+/// Decodes a partition's staged events into batches until they run out, the
+/// spill fails (sent on as the last item), or the writer stops taking them.
+fn build_batches(job: &Job, mut events: Records, batches: tokio::sync::mpsc::Sender<Built>) {
+    let mut builder = BatchBuilder::new(Arc::clone(&job.schema), Arc::clone(&job.columns), job.loaded_at);
+    loop {
+        let built = (|| {
+            while builder.rows() < job.batch_rows
+                && let Some(record) = events.next_record()?
+            {
+                builder.push(&StagedEvent::decode(record)?);
+            }
+            io::Result::Ok((builder.rows() > 0).then(|| builder.finish()))
+        })();
+        let next = match built {
+            Ok(Some(batch)) => Ok(batch),
+            Ok(None) => return,
+            Err(e) => Err(e),
+        };
+        let failed = next.is_err();
+        if batches.blocking_send(next).is_err() || failed {
+            return;
+        }
+    }
 }
 
 /// The file, created with its first batch (which picks its encodings).
