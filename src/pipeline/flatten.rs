@@ -1,12 +1,11 @@
 //! Flatten `context` and the merged traits into column leaves (SPEC §5):
 //! naming, null dropping, collision precedence and the `name` fill.
 
+use std::cell::RefCell;
 use std::ops::Range;
-use std::sync::Arc;
 
 use super::json::{Raw, RawObject};
-use super::naming::{LeafSource, column_name};
-use super::small_map::SmallMap;
+use super::naming::{LeafSource, Names};
 use super::typing::Kind;
 
 /// One value bound for a dynamic column.
@@ -65,8 +64,6 @@ fn append(buffer: &mut String, text: &str) -> Range<usize> {
     start..buffer.len()
 }
 
-type Columns = SmallMap<Arc<str>, Candidate>;
-
 struct Candidate {
     /// The key path joined with `_` is spelled exactly as the column.
     exact: bool,
@@ -74,9 +71,84 @@ struct Candidate {
     span: Range<usize>,
 }
 
+/// What flattening keeps on its thread from one event to the next.
+#[derive(Default)]
+struct Scratch {
+    names: Names,
+    /// For each name id, where its candidate is in [`Columns::list`] (plus
+    /// one; zero for none). Zero again between events.
+    at: Vec<u32>,
+}
+
+/// One event's candidate value per column name, in order of first
+/// appearance.
+struct Columns<'s> {
+    names: &'s mut Names,
+    at: &'s mut Vec<u32>,
+    list: Vec<(u32, Candidate)>,
+}
+
+impl<'s> Columns<'s> {
+    fn new(scratch: &'s mut Scratch, capacity: usize) -> Self {
+        Columns { names: &mut scratch.names, at: &mut scratch.at, list: Vec::with_capacity(capacity) }
+    }
+
+    fn get(&self, id: u32) -> Option<&Candidate> {
+        match self.at.get(id as usize) {
+            Some(&at) if at > 0 => Some(&self.list[at as usize - 1].1),
+            _ => None,
+        }
+    }
+
+    fn get_named(&mut self, name: &str) -> Option<&Candidate> {
+        let id = self.names.intern(name);
+        self.get(id)
+    }
+
+    /// Keeps `candidate` for its column unless the column's current one has
+    /// precedence: an exactly spelled key beats a non-exact one; otherwise
+    /// the later key wins.
+    fn offer(&mut self, id: u32, candidate: Candidate) {
+        if self.at.len() <= id as usize {
+            self.at.resize(self.names.count().max(id as usize + 1), 0);
+        }
+        match self.at[id as usize] {
+            0 => {
+                self.list.push((id, candidate));
+                self.at[id as usize] = self.list.len() as u32;
+            }
+            at => {
+                let old = &mut self.list[at as usize - 1].1;
+                if !old.exact || candidate.exact {
+                    *old = candidate;
+                }
+            }
+        }
+    }
+
+    /// The candidates become leaves, in order.
+    fn push_to(self, leaves: &mut Leaves) {
+        for (id, c) in self.list {
+            self.at[id as usize] = 0;
+            let name = leaves.push_name(self.names.name(id));
+            leaves.list.push(Leaf { column: Ok(name), kind: c.kind, span: c.span });
+        }
+    }
+}
+
 /// Leaves of `context` (except `context.traits`) and of the merged traits,
 /// in input order, one per column.
 pub fn flatten_event(context: Option<&RawObject>, traits: &RawObject) -> Leaves {
+    thread_local! {
+        static SCRATCH: RefCell<Scratch> = RefCell::default();
+    }
+    SCRATCH.with_borrow_mut(|scratch| {
+        scratch.names.bound();
+        flatten_with(scratch, context, traits)
+    })
+}
+
+fn flatten_with(scratch: &mut Scratch, context: Option<&RawObject>, traits: &RawObject) -> Leaves {
     let mut leaves = Leaves {
         text: String::with_capacity(512),
         names: String::with_capacity(512),
@@ -84,22 +156,22 @@ pub fn flatten_event(context: Option<&RawObject>, traits: &RawObject) -> Leaves 
     };
     let mut path = String::with_capacity(64);
     if let Some(context) = context {
-        let mut columns = Columns::with_capacity(16);
+        let mut columns = Columns::new(scratch, 16);
         path.push_str("context");
         for (key, value) in context.0.iter() {
             if key != "traits" {
                 visit(false, key, Raw::of(value), &mut path, LeafSource::Context, &mut columns, &mut leaves);
             }
         }
-        push_columns(columns, &mut leaves);
+        columns.push_to(&mut leaves);
     }
-    let mut columns = Columns::with_capacity(traits.0.len() + 8);
+    let mut columns = Columns::new(scratch, traits.0.len() + 8);
     path.clear();
     for (key, value) in traits.0.iter() {
         visit(false, key, Raw::of(value), &mut path, LeafSource::Trait, &mut columns, &mut leaves);
     }
     fill_name(&mut columns, &mut leaves);
-    push_columns(columns, &mut leaves);
+    columns.push_to(&mut leaves);
     leaves
 }
 
@@ -137,51 +209,33 @@ fn visit(
         Raw::String(s) => (Kind::of_string(&s), leaves.push_text(&s)),
         Raw::Array(a) => (Kind::Array, leaves.push_text(&a)),
     };
-    match column_name(path, source) {
-        Ok(name) => {
-            let exact = *name == **path;
-            let candidate = Candidate { exact, kind, span };
-            match columns.get_mut(&name) {
-                // An exactly spelled key beats a non-exact one; otherwise
-                // the later key wins.
-                Some(old) if old.exact && !exact => {}
-                Some(old) => *old = candidate,
-                None => columns.append(name, candidate),
-            }
-        }
-        Err(name) => {
-            let name = leaves.push_name(&name);
-            leaves.list.push(Leaf { column: Err(name), kind, span });
-        }
+    let named = columns.names.lookup(path, source);
+    if named.valid {
+        columns.offer(named.id, Candidate { exact: named.exact, kind, span });
+    } else {
+        let name = leaves.push_name(columns.names.name(named.id));
+        leaves.list.push(Leaf { column: Err(name), kind, span });
     }
     path.truncate(len);
 }
 
 /// Segment's reserved-trait rule: `name` from `first_name` and `last_name`.
 fn fill_name(columns: &mut Columns, leaves: &mut Leaves) {
-    if columns.contains_key("name") {
+    if columns.get_named("name").is_some() {
         return;
     }
     let is_string = |c: &Candidate| matches!(c.kind, Kind::String | Kind::Timestamp);
-    if let (Some(first), Some(last)) = (columns.get("first_name"), columns.get("last_name"))
-        && is_string(first)
-        && is_string(last)
-    {
-        let (first, last) = (first.span.clone(), last.span.clone());
+    let first = columns.get_named("first_name").filter(|c| is_string(c)).map(|c| c.span.clone());
+    let last = columns.get_named("last_name").filter(|c| is_string(c)).map(|c| c.span.clone());
+    if let (Some(first), Some(last)) = (first, last) {
         let start = leaves.text.len();
         leaves.text.extend_from_within(first);
         leaves.text.push(' ');
         leaves.text.extend_from_within(last);
         let span = start..leaves.text.len();
         let candidate = Candidate { exact: true, kind: Kind::of_string(&leaves.text[span.clone()]), span };
-        columns.insert("name".into(), candidate);
-    }
-}
-
-fn push_columns(columns: Columns, leaves: &mut Leaves) {
-    for (name, c) in columns {
-        let name = leaves.push_name(&name);
-        leaves.list.push(Leaf { column: Ok(name), kind: c.kind, span: c.span });
+        let id = columns.names.intern("name");
+        columns.offer(id, candidate);
     }
 }
 
@@ -276,6 +330,19 @@ mod tests {
                 (Kind::Array, r#"[1,{"k":2}]"#),
             ]
         );
+    }
+
+    #[test]
+    fn more_keys_than_the_name_cache_holds() {
+        // The cache forgets its names between events past its bound; an
+        // event with more keys than that still gets each of its own.
+        let many: Vec<String> = (0..5000).map(|i| format!("\"k{i}\":{i}")).collect();
+        let got = names("{}", &format!("{{{}}}", many.join(",")));
+        assert_eq!(got.len(), 5000);
+        assert_eq!((got[0].as_str(), got[4999].as_str()), ("k0", "k4999"));
+        let got = leaves("{}", r#"{"firstName":"A","first_name":"B","k7":1}"#);
+        assert_eq!(got[0], ("first_name".into(), Kind::String, "B".into()));
+        assert_eq!(got[1], ("k7".into(), Kind::Int, "1".into()));
     }
 
     #[test]

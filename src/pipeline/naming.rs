@@ -1,9 +1,7 @@
 //! Column naming (SPEC §5 "Column names"): a leaf's key path becomes a
 //! Segment-compatible warehouse column name, or is refused as a column.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use super::json::FastHash;
 
@@ -83,29 +81,7 @@ pub enum LeafSource {
 /// The column name for a leaf whose key path, joined with `_`, is `joined`
 /// (for a context leaf `joined` starts with `context_`). `Err` carries the
 /// would-be name of a leaf that cannot be a column.
-pub fn column_name(joined: &str, source: LeafSource) -> Result<Arc<str>, String> {
-    // The same key paths come back on every event: names are remembered per
-    // thread, up to a bound so that a stream of unique keys stays cheap.
-    thread_local! {
-        static NAMES: RefCell<[NameCache; 2]> = RefCell::default();
-    }
-    NAMES.with_borrow_mut(|caches| {
-        let cache = &mut caches[source as usize];
-        if let Some(name) = cache.get(joined) {
-            return name.clone();
-        }
-        if cache.len() >= 4096 {
-            cache.clear();
-        }
-        let name = compute_column_name(joined, source).map(Arc::from);
-        cache.insert(joined.to_owned(), name.clone());
-        name
-    })
-}
-
-type NameCache = HashMap<String, Result<Arc<str>, String>, FastHash>;
-
-fn compute_column_name(joined: &str, source: LeafSource) -> Result<String, String> {
+pub fn column_name(joined: &str, source: LeafSource) -> Result<String, String> {
     let mut name = snake_case(joined);
     match source {
         LeafSource::Context => {
@@ -126,6 +102,73 @@ fn compute_column_name(joined: &str, source: LeafSource) -> Result<String, Strin
         return Err(name);
     }
     Ok(name)
+}
+
+/// What [`Names::lookup`] knows of a key path.
+#[derive(Debug, Clone, Copy)]
+pub struct Named {
+    /// The name's number: equal names, whatever their paths, have equal ids.
+    pub id: u32,
+    /// Can the name be a column? (If not, it is the would-be name.)
+    pub valid: bool,
+    /// The path is spelled exactly as the name.
+    pub exact: bool,
+}
+
+/// The column names of the key paths one thread has seen. The same paths
+/// come back on every event, and a name's number is cheaper to compare and
+/// to keep than its text. Bounded so that a stream of unique keys stays
+/// cheap.
+#[derive(Debug, Default)]
+pub struct Names {
+    paths: [HashMap<String, Named, FastHash>; 2],
+    ids: HashMap<Box<str>, u32, FastHash>,
+    names: Vec<Box<str>>,
+}
+
+impl Names {
+    const BOUND: usize = 4096;
+
+    pub fn lookup(&mut self, joined: &str, source: LeafSource) -> Named {
+        if let Some(named) = self.paths[source as usize].get(joined) {
+            return *named;
+        }
+        let (name, valid) = match column_name(joined, source) {
+            Ok(name) => (name, true),
+            Err(name) => (name, false),
+        };
+        let named = Named { id: self.intern(&name), valid, exact: name == joined };
+        self.paths[source as usize].insert(joined.to_owned(), named);
+        named
+    }
+
+    /// The id of `name`, given it if it has none yet.
+    pub fn intern(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.ids.insert(name.into(), id);
+        self.names.push(name.into());
+        id
+    }
+
+    pub fn name(&self, id: u32) -> &str {
+        &self.names[id as usize]
+    }
+
+    /// How many names have ids: every id is below it.
+    pub fn count(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Forgets everything past the bound. Ids given before are then void:
+    /// callers do this only between events.
+    pub fn bound(&mut self) {
+        if self.names.len() > Self::BOUND {
+            *self = Names::default();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -197,6 +240,22 @@ mod tests {
         assert_eq!(column_name("contextIp", LeafSource::Trait).as_deref().unwrap(), "_context_ip");
         assert_eq!(column_name("context", LeafSource::Trait).as_deref().unwrap(), "context");
         assert_eq!(column_name("email", LeafSource::Trait).as_deref().unwrap(), "email");
+    }
+
+    #[test]
+    fn equal_names_share_an_id_whatever_their_paths() {
+        let mut names = Names::default();
+        let camel = names.lookup("firstName", LeafSource::Trait);
+        let snake = names.lookup("first_name", LeafSource::Trait);
+        assert_eq!(camel.id, snake.id);
+        assert_eq!((camel.exact, snake.exact), (false, true));
+        assert_eq!(names.name(camel.id), "first_name");
+        // `context` is a trait's column name, but no context leaf's.
+        let trait_leaf = names.lookup("context", LeafSource::Trait);
+        let context_leaf = names.lookup("context_$", LeafSource::Context);
+        assert_eq!(trait_leaf.id, context_leaf.id);
+        assert!(trait_leaf.valid && !context_leaf.valid);
+        assert_eq!(names.intern("first_name"), camel.id);
     }
 
     #[test]
