@@ -100,17 +100,17 @@ impl<'s> Columns<'s> {
         }
     }
 
-    fn get_named(&mut self, name: &str) -> Option<&Candidate> {
-        let id = self.names.intern(name);
-        self.get(id)
+    fn get_named(&self, name: &str) -> Option<&Candidate> {
+        self.get(self.names.id(name)?)
     }
 
     /// Keeps `candidate` for its column unless the column's current one has
     /// precedence: an exactly spelled key beats a non-exact one; otherwise
     /// the later key wins.
     fn offer(&mut self, id: u32, candidate: Candidate) {
+        // Ids are below the names' count.
         if self.at.len() <= id as usize {
-            self.at.resize(self.names.count().max(id as usize + 1), 0);
+            self.at.resize(self.names.count(), 0);
         }
         match self.at[id as usize] {
             0 => {

@@ -162,10 +162,16 @@ impl Names {
         self.names.len()
     }
 
-    /// Forgets everything past the bound. Ids given before are then void:
-    /// callers do this only between events.
+    /// The id of `name` if a path has had it (or it was interned).
+    pub fn id(&self, name: &str) -> Option<u32> {
+        self.ids.get(name).copied()
+    }
+
+    /// Forgets everything past the bound, of names or of paths (many paths
+    /// can share one name). Ids given before are then void: callers do this
+    /// only between events.
     pub fn bound(&mut self) {
-        if self.names.len() > Self::BOUND {
+        if self.names.len() > Self::BOUND || self.paths.iter().any(|p| p.len() > Self::BOUND) {
             *self = Names::default();
         }
     }
@@ -256,6 +262,17 @@ mod tests {
         assert_eq!(trait_leaf.id, context_leaf.id);
         assert!(trait_leaf.valid && !context_leaf.valid);
         assert_eq!(names.intern("first_name"), camel.id);
+    }
+
+    #[test]
+    fn many_paths_of_one_name_are_bounded_too() {
+        let mut names = Names::default();
+        for i in 0..=Names::BOUND {
+            names.lookup(&format!("{}x", "_".repeat(i + 2)), LeafSource::Trait);
+        }
+        assert_eq!(names.count(), 1, "every path is named `x`");
+        names.bound();
+        assert_eq!((names.count(), names.id("x")), (0, None));
     }
 
     #[test]

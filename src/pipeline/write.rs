@@ -176,25 +176,26 @@ type Built = io::Result<(RecordBatch, Option<RecordBatch>)>;
 /// spill fails (sent on as the last item), or the writer stops taking them.
 fn build_batches(job: &Job, mut events: Records, batches: tokio::sync::mpsc::Sender<Built>) {
     let mut builder = BatchBuilder::new(Arc::clone(&job.schema), Arc::clone(&job.columns), job.loaded_at);
-    loop {
-        let built = (|| {
-            while builder.rows() < job.batch_rows
-                && let Some(record) = events.next_record()?
-            {
-                builder.push(&StagedEvent::decode(record)?);
-            }
-            io::Result::Ok((builder.rows() > 0).then(|| builder.finish()))
-        })();
-        let next = match built {
-            Ok(Some(batch)) => Ok(batch),
-            Ok(None) => return,
-            Err(e) => Err(e),
-        };
+    while let Some(next) = next_batch(&mut builder, &mut events, job.batch_rows).transpose() {
         let failed = next.is_err();
         if batches.blocking_send(next).is_err() || failed {
             return;
         }
     }
+}
+
+/// Up to `rows` staged events as a batch; `None` once they have run out.
+fn next_batch(
+    builder: &mut BatchBuilder,
+    events: &mut Records,
+    rows: usize,
+) -> io::Result<Option<(RecordBatch, Option<RecordBatch>)>> {
+    while builder.rows() < rows
+        && let Some(record) = events.next_record()?
+    {
+        builder.push(&StagedEvent::decode(record)?);
+    }
+    Ok((builder.rows() > 0).then(|| builder.finish()))
 }
 
 /// The file, created with its first batch (which picks its encodings).
