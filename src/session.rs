@@ -57,7 +57,8 @@ pub fn session(config: &WarehouseConfig, threads: usize, warehouse: &Warehouse) 
 }
 
 /// A session for `build-users`, whose aggregates group nearly as many keys
-/// as rows: see [`OnePhaseAggregate`].
+/// as rows (see [`OnePhaseAggregate`]) and whose join probes a map of
+/// anonymous ids with every identify.
 pub fn collapse_session(
     config: &WarehouseConfig,
     threads: usize,
@@ -70,7 +71,7 @@ fn session_with(
     config: &WarehouseConfig,
     threads: usize,
     warehouse: &Warehouse,
-    one_phase: bool,
+    collapse: bool,
 ) -> Result<SessionContext> {
     let mut runtime = RuntimeEnvBuilder::new().with_memory_pool(Arc::new(TrackConsumersPool::new(
         FairPool::new(config.memory_limit as usize),
@@ -82,13 +83,27 @@ fn session_with(
     let runtime = runtime.build_arc().map_err(|source| Error::DataFusion { action: "starting", source })?;
     // Strings stay Utf8 (not Utf8View) when read back, so that derived
     // tables keep the types of SPEC §6.
-    let session = SessionConfig::new()
+    let mut session = SessionConfig::new()
         .with_target_partitions(threads.max(1))
         .with_information_schema(true)
         .set_bool("datafusion.execution.parquet.schema_force_view_types", false);
+    if collapse {
+        // identity_map, the build side of users' join, is one row per
+        // anonymous id: built once and shared, the identifies that probe it
+        // are not shuffled by anonymous id first (they are shuffled by owner
+        // for the aggregate anyway). A partitioned join holds the same table,
+        // split, so the bound costs no memory; it only keeps an absurdly
+        // large map off one thread.
+        session = session
+            .set_usize(
+                "datafusion.optimizer.hash_join_single_partition_threshold",
+                config.memory_limit as usize / 4,
+            )
+            .set_usize("datafusion.optimizer.hash_join_single_partition_threshold_rows", usize::MAX);
+    }
     let mut state =
         SessionStateBuilder::new().with_config(session).with_runtime_env(runtime).with_default_features();
-    if one_phase {
+    if collapse {
         state = state.with_physical_optimizer_rule(Arc::new(OnePhaseAggregate));
     }
     let ctx = SessionContext::new_with_state(state.build());
