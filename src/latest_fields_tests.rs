@@ -140,3 +140,38 @@ fn a_null_struct_has_no_values_and_evaluating_one_group_keeps_it() {
     let got: ArrayRef = got;
     assert_eq!(values_of(&got), vec![[Some(1), Some(1), None]]);
 }
+
+/// More fields than a byte can number, each won by a row of its own: the
+/// sources are 16-bit and a state merged elsewhere keeps every value.
+#[test]
+fn a_state_of_more_keys_than_a_byte_numbers_merges_whole() {
+    let width = 300;
+    let fields: Fields = (0..width).map(|f| Field::new(format!("f{f}"), DataType::Int64, true)).collect();
+    let columns = (0..width)
+        .map(|f| {
+            Arc::new(Int64Array::from_iter((0..width).map(|row| (row == f).then_some(row as i64))))
+                as ArrayRef
+        })
+        .collect();
+    let at = |row: usize| row as i64;
+    let values: Vec<ArrayRef> = vec![
+        Arc::new(StructArray::new(fields.clone(), columns, None)),
+        Arc::new(TimestampMicrosecondArray::from_iter_values((0..width).map(at))),
+        Arc::new(TimestampMicrosecondArray::from_iter_values((0..width).map(at))),
+        Arc::new(StringArray::from_iter_values((0..width).map(|row| format!("e{row}")))),
+    ];
+    let mut first = GroupsLatestFields::new(fields.clone(), Ordering::Greater);
+    first.update_batch(&values, &vec![0; width], None, 1).unwrap();
+    let state = first.state(EmitTo::All).unwrap();
+    assert_eq!(state[2].as_fixed_size_list().value_type(), DataType::UInt16);
+    let mut second = GroupsLatestFields::new(fields, Ordering::Greater);
+    second.merge_batch(&state, &[0], 1).unwrap();
+    let got = second.evaluate(EmitTo::All).unwrap();
+    let got: Vec<Option<i64>> = got
+        .as_struct()
+        .columns()
+        .iter()
+        .map(|c| c.as_primitive::<Int64Type>().iter().next().flatten())
+        .collect();
+    assert_eq!(got, (0..width as i64).map(Some).collect::<Vec<_>>());
+}
