@@ -13,6 +13,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod query;
 pub mod session;
+pub mod spill_dir;
 pub mod storage;
 pub mod summary;
 

@@ -19,7 +19,7 @@ pub async fn query(
     format: Format,
 ) -> Result<()> {
     let state = warehouse.open().await?;
-    let ctx = session(config, threads, warehouse)?;
+    let (ctx, _spill) = session(config, threads, warehouse)?;
     register_tables(&ctx, warehouse, &state.columns).await?;
     let one_line = |e: datafusion::error::DataFusionError| Error::Query(e.to_string().replace('\n', " "));
     let frame = ctx.sql(sql).await.map_err(one_line)?;

@@ -25,6 +25,7 @@ use crate::pipeline::columns::ColumnDef;
 use crate::pipeline::commit::Warehouse;
 use crate::pipeline::identifies::{discards_schema, identifies_schema};
 use crate::pipeline::rejects::rejects_schema;
+use crate::spill_dir::SpillDir;
 
 /// The single file of a derived table, replaced whole by each build.
 pub fn derived_file(table: &str) -> String {
@@ -52,7 +53,12 @@ pub async fn derived_reader(
         .map_err(|source| Error::Write { url: warehouse.location.url_of(&path), source })
 }
 
-pub fn session(config: &WarehouseConfig, threads: usize, warehouse: &Warehouse) -> Result<SessionContext> {
+/// A session, and the folder it spills to, which lives as long as it is kept.
+pub fn session(
+    config: &WarehouseConfig,
+    threads: usize,
+    warehouse: &Warehouse,
+) -> Result<(SessionContext, SpillDir)> {
     session_with(config, threads, warehouse, false)
 }
 
@@ -63,7 +69,7 @@ pub fn collapse_session(
     config: &WarehouseConfig,
     threads: usize,
     warehouse: &Warehouse,
-) -> Result<SessionContext> {
+) -> Result<(SessionContext, SpillDir)> {
     session_with(config, threads, warehouse, true)
 }
 
@@ -72,14 +78,17 @@ fn session_with(
     threads: usize,
     warehouse: &Warehouse,
     collapse: bool,
-) -> Result<SessionContext> {
+) -> Result<(SessionContext, SpillDir)> {
     let mut runtime = RuntimeEnvBuilder::new().with_memory_pool(Arc::new(TrackConsumersPool::new(
         FairPool::new(config.memory_limit as usize),
         NonZeroUsize::new(5).expect("5 is not zero"),
     )));
-    if let Some(dir) = &config.spill_dir {
-        runtime = runtime.with_temp_file_path(dir);
-    }
+    let spill = config.spill_dir.as_deref();
+    let spill = SpillDir::create(spill).map_err(|source| Error::Spill {
+        dir: spill.map_or_else(std::env::temp_dir, std::path::Path::to_path_buf).display().to_string(),
+        source,
+    })?;
+    runtime = runtime.with_temp_file_path(spill.path());
     let runtime = runtime.build_arc().map_err(|source| Error::DataFusion { action: "starting", source })?;
     // Strings stay Utf8 (not Utf8View) when read back, so that derived
     // tables keep the types of SPEC §6.
@@ -113,7 +122,7 @@ fn session_with(
     let base = url::Url::parse(&format!("{}/", warehouse.location.base))
         .map_err(|e| Error::Url { url: warehouse.location.base.clone(), reason: e.to_string() })?;
     ctx.register_object_store(&base, Arc::clone(&warehouse.location.store));
-    Ok(ctx)
+    Ok((ctx, spill))
 }
 
 /// Registers `identifies` (with the table's full schema, so older files read

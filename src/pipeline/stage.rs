@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::event::RejectReason;
 use super::timestamp::Micros;
 use super::typing::Kind;
+use crate::spill_dir::SpillDir;
 
 /// An accepted identify with its leaves bound to column ids. It borrows:
 /// pass one writes it straight from the parsed event, pass two reads it
@@ -166,7 +167,7 @@ impl Compressor {
 
 /// The spill of one run.
 pub struct Stage {
-    dir: tempfile::TempDir,
+    dir: SpillDir,
     partitions: BTreeMap<String, RecordFile>,
     rejects: RecordFile,
     compressor: Compressor,
@@ -179,14 +180,10 @@ pub struct StageCheckpoint {
 }
 
 impl Stage {
+    /// The spill under `spill_dir` (default: the system temp folder), in a
+    /// folder of the run's own that goes with it.
     pub fn new(spill_dir: Option<&Path>) -> io::Result<Self> {
-        let dir = match spill_dir {
-            Some(d) => {
-                std::fs::create_dir_all(d)?;
-                tempfile::Builder::new().prefix("identify-loader-").tempdir_in(d)?
-            }
-            None => tempfile::Builder::new().prefix("identify-loader-").tempdir()?,
-        };
+        let dir = SpillDir::create(spill_dir)?;
         let rejects = RecordFile::create(dir.path().join("rejects"))?;
         Ok(Stage { dir, partitions: BTreeMap::new(), rejects, compressor: Compressor::new()? })
     }

@@ -30,7 +30,7 @@ pub async fn build_users(config: &WarehouseConfig, warehouse: &Warehouse, thread
     let state = warehouse.open().await?;
     let version = state.version;
     remove_partial_files(warehouse);
-    let ctx = collapse_session(config, threads, warehouse)?;
+    let (ctx, _spill) = collapse_session(config, threads, warehouse)?;
     register_tables(&ctx, warehouse, &state.columns).await?;
     for table in ["users", "identity_map"] {
         // The derived tables are rebuilt from identifies alone.

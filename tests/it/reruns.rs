@@ -173,9 +173,10 @@ fn all_tables(wh: &Path) -> Vec<Option<String>> {
     out
 }
 
-fn spawn_run(input: &Path, wh: &Path) -> std::process::Child {
+fn spawn_run(input: &Path, wh: &Path, extra: &[&str]) -> std::process::Child {
     Command::new(BIN)
         .args(["run", "-q", "--input", input.to_str().unwrap(), "--warehouse", wh.to_str().unwrap()])
+        .args(extra)
         .env("IDENTIFY_LOADER_NOW", NOW)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -197,20 +198,25 @@ fn runs_killed_at_random_instants_end_as_an_uninterrupted_run() {
     let mut seed = 0x2545_f491_4f6c_dd1d_u64;
     for trial in 0..8 {
         let wh = tempfile::tempdir().unwrap();
+        let spill = tempfile::tempdir().unwrap();
+        let spill_args = ["--spill-dir", spill.path().to_str().unwrap()];
         let kills = 1 + trial % 3;
         for _ in 0..kills {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
             let delay = whole.mul_f64((seed % 1000) as f64 / 1000.0 * 1.1);
-            let mut child = spawn_run(input.path(), wh.path());
+            let mut child = spawn_run(input.path(), wh.path(), &spill_args);
             std::thread::sleep(delay);
             let _ = child.kill();
             let _ = child.wait();
         }
-        let r = run_cmd(&[input.path()], wh.path(), &[]);
+        let r = run_cmd(&[input.path()], wh.path(), &spill_args);
         assert_eq!(r.code, 0, "trial {trial}: {}", r.stderr);
         assert_eq!(all_tables(wh.path()), want, "trial {trial} with {kills} kills");
+        let spilled: Vec<_> =
+            std::fs::read_dir(spill.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert!(spilled.is_empty(), "trial {trial}: the killed runs' spill folders are removed: {spilled:?}");
         let staging = wh.path().join("_identify_loader/staging");
         let left = std::fs::read_dir(&staging).map(|d| d.count()).unwrap_or(0);
         assert_eq!(left, 0, "trial {trial}: staged files of dead runs are cleaned up");
@@ -223,8 +229,8 @@ fn two_runs_at_once_never_both_commit() {
     let input = generated(6, 1500);
     for _ in 0..3 {
         let wh = tempfile::tempdir().unwrap();
-        let a = spawn_run(input.path(), wh.path());
-        let b = spawn_run(input.path(), wh.path());
+        let a = spawn_run(input.path(), wh.path(), &[]);
+        let b = spawn_run(input.path(), wh.path(), &[]);
         let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
         let codes = [a.status.code().unwrap(), b.status.code().unwrap()];
         assert!(codes.contains(&0), "{codes:?}");

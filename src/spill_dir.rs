@@ -1,0 +1,142 @@
+//! A run's own folder for local spill files (the load's row spill and
+//! DataFusion's), under `--spill-dir` or the system temp folder.
+//!
+//! A run killed with SIGKILL cannot remove its folder, and a nightly job
+//! killed by a scheduler's timeout would leave gigabytes behind each time.
+//! So each folder holds a `lock` file locked while its run lives (the kernel
+//! drops the lock when the process dies, however it dies), and every run
+//! first removes the folders whose lock it can take.
+
+use std::fs::{File, TryLockError};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+const PREFIX: &str = "identify-loader-";
+const LOCK: &str = "lock";
+
+/// A folder whose `lock` is missing this long after it was made belongs to
+/// a run that died while making it: a live one locks it at once.
+const UNLOCKED_GRACE: Duration = Duration::from_secs(60);
+
+#[derive(Debug)]
+pub struct SpillDir {
+    path: PathBuf,
+    /// Held, not read: the lock lives as long as this open file.
+    _lock: Option<File>,
+}
+
+impl SpillDir {
+    /// Removes dead runs' folders under `root` (default: the system temp
+    /// folder), then makes and locks this run's.
+    pub fn create(root: Option<&Path>) -> io::Result<Self> {
+        let root = root.map_or_else(std::env::temp_dir, Path::to_path_buf);
+        std::fs::create_dir_all(&root)?;
+        sweep(&root);
+        let path = tempfile::Builder::new().prefix(PREFIX).tempdir_in(&root)?.keep();
+        // Locked under another name, then renamed: a sweep never finds a
+        // `lock` that is not yet locked.
+        let pending = path.join(".lock");
+        let lock = File::create(&pending)?;
+        let lock = match lock.try_lock() {
+            Ok(()) => {
+                std::fs::rename(&pending, path.join(LOCK))?;
+                Some(lock)
+            }
+            // A file system without locks: the folder is never swept, as
+            // before, rather than swept while in use.
+            Err(_) => None,
+        };
+        Ok(SpillDir { path, _lock: lock })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for SpillDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Removes the folders under `root` of runs that are gone. Best effort: a
+/// folder that cannot be examined or removed is left for a later run.
+fn sweep(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else { return };
+    for entry in entries.flatten() {
+        let is_ours = entry.file_name().to_str().is_some_and(|name| name.starts_with(PREFIX));
+        if is_ours && entry.file_type().is_ok_and(|t| t.is_dir()) && is_dead(&entry.path()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+fn is_dead(dir: &Path) -> bool {
+    match File::open(dir.join(LOCK)) {
+        // Taken: its run is gone. The lock is held until the folder is
+        // removed, and no run takes a folder over.
+        Ok(lock) => match lock.try_lock() {
+            Ok(()) => true,
+            Err(TryLockError::WouldBlock) | Err(TryLockError::Error(_)) => false,
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::metadata(dir)
+            .and_then(|m| m.modified())
+            .is_ok_and(|made| SystemTime::now().duration_since(made).is_ok_and(|age| age > UNLOCKED_GRACE)),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ours(root: &Path) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with(PREFIX))
+            .collect();
+        dirs.sort();
+        dirs
+    }
+
+    #[test]
+    fn a_live_runs_folder_is_kept_and_its_own_goes_with_it() {
+        let root = tempfile::tempdir().unwrap();
+        let live = SpillDir::create(Some(root.path())).unwrap();
+        std::fs::write(live.path().join("events"), b"x").unwrap();
+        let other = SpillDir::create(Some(root.path())).unwrap();
+        assert!(live.path().join("events").exists());
+        assert_eq!(ours(root.path()).len(), 2);
+        drop(other);
+        drop(live);
+        assert!(ours(root.path()).is_empty());
+    }
+
+    #[test]
+    fn a_dead_runs_folder_is_removed_by_the_next_run() {
+        let root = tempfile::tempdir().unwrap();
+        // What a killed run leaves: its folder, with a lock no one holds.
+        let dead = root.path().join(format!("{PREFIX}dead"));
+        std::fs::create_dir(&dead).unwrap();
+        std::fs::write(dead.join(LOCK), b"").unwrap();
+        std::fs::write(dead.join("events-2024-01-01"), b"spilled rows").unwrap();
+        // A folder made this instant, its lock not yet in place: kept.
+        let young = root.path().join(format!("{PREFIX}young"));
+        std::fs::create_dir(&young).unwrap();
+        // Not ours.
+        let foreign = root.path().join("another-tool-1");
+        std::fs::create_dir(&foreign).unwrap();
+        let run = SpillDir::create(Some(root.path())).unwrap();
+        assert!(!dead.exists());
+        assert!(young.exists() && foreign.exists());
+        assert_eq!(ours(root.path()), {
+            let mut want = vec![young, run.path().to_path_buf()];
+            want.sort();
+            want
+        });
+    }
+}
