@@ -308,6 +308,7 @@ mod tests {
 
     use super::*;
     use crate::pipeline::commit::Warehouse;
+    use crate::pipeline::stage::spill_failure;
     use crate::storage::Location;
 
     #[test]
@@ -323,8 +324,9 @@ mod tests {
         assert_eq!(taken, ["a", "b", "c", "d"]);
     }
 
-    /// A spill that cannot be written (a full disk) fails the object, and
-    /// the reader and parsers, still mid-stream, stop with it.
+    /// A spill that cannot be written (a full disk) ends the object as a
+    /// failure of the spill, and the reader and parsers, still mid-stream,
+    /// stop with it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_spill_write_ends_the_object_without_hanging() {
         let location =
@@ -353,6 +355,7 @@ mod tests {
             .await
             .unwrap();
         let error = outcome.unwrap_err();
-        assert_eq!(error.raw_os_error(), Some(28), "{error}");
+        let failure = spill_failure(&error).expect("a failure of the spill, not of the object");
+        assert_eq!(failure.0.raw_os_error(), Some(28), "{error}");
     }
 }

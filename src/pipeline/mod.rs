@@ -118,6 +118,9 @@ async fn load_locked(
                 summary.bytes_read += bytes.load(Ordering::Relaxed);
                 loaded.push(loaded_source(source));
             }
+            // The local disk failing is not the object's fault: retrying
+            // the object next run would not help, and the rest would fail too.
+            Err(e) if stage::spill_failure(&e).is_some() => return Err(spill_error(spill, e)),
             Err(e) => {
                 tracing::warn!(source = %source.url, error = %e, "source object failed; nothing of it is loaded");
                 summary.files_failed.push(FailedFile { source: source.url.clone(), error: e.to_string() });

@@ -64,6 +64,23 @@ pub fn decode<'a, T: Deserialize<'a>>(record: &'a [u8]) -> io::Result<T> {
     postcard::from_bytes(record).map_err(io::Error::other)
 }
 
+/// A failure of the spill itself (a full or failing local disk). It travels
+/// with a source object's read errors, as an `io::Error`, but is the run's
+/// fault rather than the object's: the load stops instead of failing the
+/// object and going on.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SpillFailed(#[source] pub io::Error);
+
+fn spill_failed(e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), SpillFailed(e))
+}
+
+/// The spill's own failure inside `e`, if that is what `e` is.
+pub fn spill_failure(e: &io::Error) -> Option<&SpillFailed> {
+    e.get_ref().and_then(|inner| inner.downcast_ref::<SpillFailed>())
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 pub struct StagedReject {
     pub source: String,
@@ -190,20 +207,24 @@ impl Stage {
 
     pub fn push_event(&mut self, date: &str, event: &StagedEvent) -> io::Result<()> {
         if !self.partitions.contains_key(date) {
-            let file = RecordFile::create(self.dir.path().join(format!("events-{date}")))?;
+            let file =
+                RecordFile::create(self.dir.path().join(format!("events-{date}"))).map_err(spill_failed)?;
             self.partitions.insert(date.to_owned(), file);
         }
-        self.partitions.get_mut(date).map_or(Ok(()), |f| f.append(event, &mut self.compressor))
+        self.partitions
+            .get_mut(date)
+            .map_or(Ok(()), |f| f.append(event, &mut self.compressor))
+            .map_err(spill_failed)
     }
 
     pub fn push_reject(&mut self, reject: &StagedReject) -> io::Result<()> {
-        self.rejects.append(reject, &mut self.compressor)
+        self.rejects.append(reject, &mut self.compressor).map_err(spill_failed)
     }
 
     /// Writes out every pending block, so that the lengths are block
     /// boundaries to truncate at.
     pub fn checkpoint(&mut self) -> io::Result<StageCheckpoint> {
-        self.flush()?;
+        self.flush().map_err(spill_failed)?;
         Ok(StageCheckpoint {
             partitions: self.partitions.iter().map(|(d, f)| (d.clone(), f.len, f.records)).collect(),
             rejects: (self.rejects.len, self.rejects.records),
@@ -211,6 +232,10 @@ impl Stage {
     }
 
     pub fn rollback(&mut self, cp: StageCheckpoint) -> io::Result<()> {
+        self.truncate(cp).map_err(spill_failed)
+    }
+
+    fn truncate(&mut self, cp: StageCheckpoint) -> io::Result<()> {
         let keep: BTreeMap<_, _> = cp.partitions.into_iter().map(|(d, l, r)| (d, (l, r))).collect();
         let dropped: Vec<String> =
             self.partitions.keys().filter(|d| !keep.contains_key(*d)).cloned().collect();
