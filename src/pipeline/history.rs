@@ -81,6 +81,12 @@ impl History {
             .is_some_and(|seen| seen.iter().any(|t| t.abs_diff(received_at) <= self.window as u64)))
     }
 
+    /// Frees the ids fetched so far; a later lookup fetches them again.
+    pub fn forget(&mut self) {
+        self.ids = HashMap::new();
+        self.loaded.clear();
+    }
+
     fn load_day(&mut self, day: i64) -> io::Result<()> {
         let partition = self.table.clone().join(format!("received_date={}", utc_date(day * DAY)));
         let store = std::sync::Arc::clone(&self.store);

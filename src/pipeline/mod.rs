@@ -136,6 +136,7 @@ async fn load_locked(
         "read, parsed and staged"
     );
 
+    ingest.done_reading();
     let resolved = ingest.columns.resolve(config.max_columns, run_id);
     let written = write::write_tables(
         warehouse,
