@@ -63,8 +63,7 @@ pub fn session(
 }
 
 /// A session for `build-users`, whose aggregates group nearly as many keys
-/// as rows (see [`OnePhaseAggregate`]) and whose join probes a map of
-/// anonymous ids with every identify.
+/// as rows: see [`OnePhaseAggregate`].
 pub fn collapse_session(
     config: &WarehouseConfig,
     threads: usize,
@@ -92,24 +91,10 @@ fn session_with(
     let runtime = runtime.build_arc().map_err(|source| Error::DataFusion { action: "starting", source })?;
     // Strings stay Utf8 (not Utf8View) when read back, so that derived
     // tables keep the types of SPEC §6.
-    let mut session = SessionConfig::new()
+    let session = SessionConfig::new()
         .with_target_partitions(threads.max(1))
         .with_information_schema(true)
         .set_bool("datafusion.execution.parquet.schema_force_view_types", false);
-    if collapse {
-        // identity_map, the build side of users' join, is one row per
-        // anonymous id: built once and shared, the identifies that probe it
-        // are not shuffled by anonymous id first (they are shuffled by owner
-        // for the aggregate anyway). A partitioned join holds the same table,
-        // split, so the bound costs no memory; it only keeps an absurdly
-        // large map off one thread.
-        session = session
-            .set_usize(
-                "datafusion.optimizer.hash_join_single_partition_threshold",
-                config.memory_limit as usize / 4,
-            )
-            .set_usize("datafusion.optimizer.hash_join_single_partition_threshold_rows", usize::MAX);
-    }
     let mut state =
         SessionStateBuilder::new().with_config(session).with_runtime_env(runtime).with_default_features();
     if collapse {

@@ -38,8 +38,17 @@ pub async fn build_users(config: &WarehouseConfig, warehouse: &Warehouse, thread
     }
     let view = format!("CREATE VIEW identity_map AS {IDENTITY_MAP_SQL}");
     run_sql(&ctx, &view).await?;
-    write_table(&ctx, warehouse, "identity_map", "SELECT * FROM identity_map ORDER BY anonymous_id", version)
-        .await?;
+    let map_rows = write_table(
+        &ctx,
+        warehouse,
+        "identity_map",
+        "SELECT * FROM identity_map ORDER BY anonymous_id",
+        version,
+    )
+    .await?;
+    if map_rows.saturating_mul(MAP_ROW_BYTES) <= config.memory_limit / 8 {
+        share_the_map(&ctx);
+    }
     // users reads the map just written rather than computing it again.
     let _ = ctx.deregister_table("identity_map");
     let url = warehouse.location.url_of(&warehouse.table_path(&derived_file("identity_map")));
@@ -48,6 +57,25 @@ pub async fn build_users(config: &WarehouseConfig, warehouse: &Warehouse, thread
         .map_err(|source| Error::DataFusion { action: "registering identity_map", source })?;
     run_sql(&ctx, &format!("CREATE VIEW owned AS {OWNED_SQL}")).await?;
     write_table(&ctx, warehouse, "users", &users_sql(&state.columns), version).await
+}
+
+/// What a row of identity_map takes in a join's hash table (290 MB for
+/// 3.9M anonymous ids at 20M events).
+const MAP_ROW_BYTES: u64 = 80;
+
+/// users' join builds its table of identity_map once and shares it, so that
+/// the identifies that probe it are not shuffled by anonymous id first (they
+/// are shuffled by owner for the aggregate anyway): 5M build-users ~6%
+/// faster. DataFusion would decide from its estimate of the map's size, but
+/// the estimate was a tenth of the table built, so the decision is made here
+/// from the map's rows; a map too large for an eighth of the memory limit is
+/// joined partitioned, as before.
+fn share_the_map(ctx: &SessionContext) {
+    let state = ctx.state_ref();
+    let mut state = state.write();
+    let optimizer = &mut state.config_mut().options_mut().optimizer;
+    optimizer.hash_join_single_partition_threshold = usize::MAX;
+    optimizer.hash_join_single_partition_threshold_rows = usize::MAX;
 }
 
 /// The number of users, if `users` was built from the current log version:
