@@ -325,16 +325,56 @@ impl Rows {
     }
 }
 
-/// Where a group's value of one field lives: `rows[batch]`, row `row`.
-/// Batch 0 is a row of nulls, the value of a field not seen yet.
+/// Where a group's value of one field lives: a row of the held rows,
+/// numbered across them by [`Layout`]. Row 0 is a row of nulls, the value
+/// of a field not seen yet.
 #[derive(Clone, Copy, Debug, PartialEq)]
-struct Slot {
-    batch: u32,
-    row: u32,
-}
+struct Slot(u32);
 
 impl Slot {
-    const NONE: Slot = Slot { batch: 0, row: 0 };
+    const NONE: Slot = Slot(0);
+}
+
+/// Held batches are numbered from a multiple of a block's rows on.
+const BLOCK_SHIFT: u32 = 12;
+
+/// The numbering of the held rows. A slot was a batch and a row, 8 bytes:
+/// with 26 traits its slots were a group's largest part and spanned four
+/// cache lines; one number is half of both. Each batch starts at a block of
+/// its own, and `blocks` gives the batch of each block.
+#[derive(Debug, Default)]
+struct Layout {
+    starts: Vec<u32>,
+    blocks: Vec<u32>,
+}
+
+impl Layout {
+    /// Numbers a new last batch of `len` rows; `None` when the numbers are
+    /// used up (a compaction frees them).
+    fn place(&mut self, len: usize) -> Option<u32> {
+        let start = (self.blocks.len() as u64) << BLOCK_SHIFT;
+        let blocks = len.max(1).div_ceil(1 << BLOCK_SHIFT);
+        if start + ((blocks as u64) << BLOCK_SHIFT) > 1 << 32 {
+            return None;
+        }
+        let batch = self.starts.len() as u32;
+        self.starts.push(start as u32);
+        self.blocks.extend(std::iter::repeat_n(batch, blocks));
+        Some(start as u32)
+    }
+
+    /// Forgets the last batch.
+    fn unplace(&mut self) {
+        if let Some(start) = self.starts.pop() {
+            self.blocks.truncate((start >> BLOCK_SHIFT) as usize);
+        }
+    }
+
+    /// The batch and row of `slot`.
+    fn locate(&self, slot: Slot) -> (usize, usize) {
+        let batch = self.blocks[(slot.0 >> BLOCK_SHIFT) as usize] as usize;
+        (batch, (slot.0 - self.starts[batch]) as usize)
+    }
 }
 
 /// A group's values gathered into one row: the form of states, and of the
@@ -355,6 +395,7 @@ pub(crate) struct GroupsLatestFields {
     /// `Greater` for the latest row, `Less` for the earliest.
     wins: Ordering,
     rows: Vec<Rows>,
+    layout: Layout,
     /// `slots[group * fields + field]`.
     slots: Vec<Slot>,
     /// Rows held in `rows`, and their bytes; past twice the groups plus
@@ -366,9 +407,17 @@ pub(crate) struct GroupsLatestFields {
 
 impl GroupsLatestFields {
     pub(crate) fn new(fields: Fields, wins: Ordering) -> Self {
-        let mut this =
-            Self { fields, wins, rows: Vec::new(), slots: Vec::new(), held: 0, bytes: 0, slack: 65_536 };
-        this.reset(None);
+        let mut this = Self {
+            fields,
+            wins,
+            rows: Vec::new(),
+            layout: Layout::default(),
+            slots: Vec::new(),
+            held: 0,
+            bytes: 0,
+            slack: 65_536,
+        };
+        this.hold_nulls();
         this
     }
 
@@ -376,21 +425,40 @@ impl GroupsLatestFields {
         self.fields.len()
     }
 
-    /// Holds only the row of nulls and, if given, `gathered`: one row per
-    /// group, which the slots that have a value then point to.
-    fn reset(&mut self, gathered: Option<Rows>) {
+    /// Holds only the row of nulls.
+    fn hold_nulls(&mut self) {
         let nulls = self.fields.iter().map(|f| new_null_array(f.data_type(), 1)).collect();
         let one = Int64Array::from(vec![i64::MAX]);
-        self.rows = vec![Rows::new(nulls, one.clone(), one, StringArray::new_null(1), None)];
-        if let Some(gathered) = gathered {
-            let width = self.width();
-            for (i, slot) in self.slots.iter_mut().enumerate().filter(|(_, s)| s.batch != 0) {
-                *slot = Slot { batch: 1, row: (i / width) as u32 };
-            }
-            self.rows.push(gathered);
+        let row = Rows::new(nulls, one.clone(), one, StringArray::new_null(1), None);
+        self.held = 1;
+        self.bytes = row.bytes;
+        self.rows = vec![row];
+        self.layout = Layout { starts: vec![0], blocks: vec![0] };
+    }
+
+    /// Holds only the row of nulls and `gathered`: one row per group, which
+    /// the slots that have a value then point to.
+    fn hold_gathered(&mut self, gathered: Rows) -> Result<()> {
+        self.hold_nulls();
+        let Some(start) = self.layout.place(gathered.len()) else {
+            return internal_err!("latest_fields holds more groups than a u32 numbers");
+        };
+        let width = self.width();
+        for (i, slot) in self.slots.iter_mut().enumerate().filter(|(_, s)| **s != Slot::NONE) {
+            *slot = Slot(start + (i / width) as u32);
         }
-        self.held = self.rows.iter().map(Rows::len).sum();
-        self.bytes = self.rows.iter().map(|r| r.bytes).sum();
+        self.held += gathered.len();
+        self.bytes += gathered.bytes;
+        self.rows.push(gathered);
+        Ok(())
+    }
+
+    /// Gathers every group's values into one row each and lets the rest go.
+    fn compact(&mut self) -> Result<()> {
+        let all = std::mem::take(&mut self.slots);
+        let gathered = self.gather(&all, true, true)?;
+        self.slots = all;
+        self.hold_gathered(gathered)
     }
 
     fn update(
@@ -402,11 +470,25 @@ impl GroupsLatestFields {
     ) -> Result<()> {
         let (width, wins) = (self.width(), self.wins);
         self.slots.resize(total * width, Slot::NONE);
-        let batch = self.rows.len() as u32;
+        let start = match self.layout.place(rows.len()) {
+            Some(start) => start,
+            None => {
+                self.compact()?;
+                match self.layout.place(rows.len()) {
+                    Some(start) => start,
+                    None => return internal_err!("latest_fields holds more groups than a u32 numbers"),
+                }
+            }
+        };
+        let batch = self.rows.len();
         self.rows.push(rows);
-        let (held, current) = self.rows.split_at(batch as usize);
+        let (held, current) = self.rows.split_at(batch);
         let rows = &current[0];
-        let at = |slot: Slot| if slot.batch == batch { rows } else { &held[slot.batch as usize] };
+        let layout = &self.layout;
+        let at = |slot: Slot| {
+            let (b, row) = layout.locate(slot);
+            (b, if b == batch { rows } else { &held[b] }, row)
+        };
         let mut used = false;
         for (row, &group) in groups.iter().enumerate() {
             if filter.is_some_and(|f| !f.is_valid(row) || !f.value(row)) {
@@ -414,48 +496,47 @@ impl GroupsLatestFields {
             }
             // The fields of a row mostly win or lose together, against the
             // same best row: compare each pair of keys once.
-            let mut last: Option<(u32, usize, usize, bool)> = None;
+            let mut last: Option<(usize, usize, usize, bool)> = None;
             for field in 0..width {
                 if !rows.has(field, row) {
                     continue;
                 }
                 let slot = &mut self.slots[group * width + field];
                 let key = rows.key_index(row, field);
-                let better = if slot.batch == 0 {
+                let better = if *slot == Slot::NONE {
                     true
                 } else {
-                    let best_rows = at(*slot);
-                    let best = best_rows.key_index(slot.row as usize, field);
+                    let (best_batch, best_rows, best_row) = at(*slot);
+                    let best = best_rows.key_index(best_row, field);
                     match last {
-                        Some((b, k, own, better)) if b == slot.batch && k == best && own == key => better,
+                        Some((b, k, own, better)) if b == best_batch && k == best && own == key => better,
                         _ => {
                             let ordering = match rows.order(key).cmp(&best_rows.order(best)) {
                                 Ordering::Equal => compare((0, 0, rows.id(key)), (0, 0, best_rows.id(best))),
                                 other => other,
                             };
                             let better = ordering == wins;
-                            last = Some((slot.batch, best, key, better));
+                            last = Some((best_batch, best, key, better));
                             better
                         }
                     }
                 };
                 if better {
-                    *slot = Slot { batch, row: row as u32 };
+                    *slot = Slot(start + row as u32);
                     used = true;
                 }
             }
         }
-        let rows = self.rows.pop().expect("pushed above");
-        if used {
-            self.held += rows.len();
-            self.bytes += rows.bytes;
-            self.rows.push(rows);
-            if self.held > 2 * (self.slots.len() / width) + self.slack {
-                let all = std::mem::take(&mut self.slots);
-                let gathered = self.gather(&all, true, true)?;
-                self.slots = all;
-                self.reset(Some(gathered));
-            }
+        if !used {
+            self.rows.pop();
+            self.layout.unplace();
+            return Ok(());
+        }
+        let rows = &self.rows[batch];
+        self.held += rows.len();
+        self.bytes += rows.bytes;
+        if self.held > 2 * (self.slots.len() / width) + self.slack {
+            self.compact()?;
         }
         Ok(())
     }
@@ -481,7 +562,7 @@ impl GroupsLatestFields {
         for field in 0..width {
             let arrays: Vec<&dyn Array> = self.rows.iter().map(|r| r.columns[field].as_ref()).collect();
             let indices: Vec<(usize, usize)> =
-                slots.iter().skip(field).step_by(width).map(|s| (s.batch as usize, s.row as usize)).collect();
+                slots.iter().skip(field).step_by(width).map(|&s| self.layout.locate(s)).collect();
             out.columns.push(interleave(&arrays, &indices)?);
             if release {
                 for rows in &mut self.rows[1..] {
@@ -500,20 +581,21 @@ impl GroupsLatestFields {
             ));
         }
         out.offsets.push(0);
-        let mut distinct: Vec<(u32, usize)> = Vec::with_capacity(width);
+        let mut distinct: Vec<(usize, usize)> = Vec::with_capacity(width);
         for group in slots.chunks(width) {
             distinct.clear();
             for (field, slot) in group.iter().enumerate() {
-                if slot.batch == 0 {
+                if *slot == Slot::NONE {
                     out.sources.push(0);
                     continue;
                 }
-                let rows = &self.rows[slot.batch as usize];
-                let key = rows.key_index(slot.row as usize, field);
-                let source = match distinct.iter().position(|&d| d == (slot.batch, key)) {
+                let (batch, row) = self.layout.locate(*slot);
+                let rows = &self.rows[batch];
+                let key = rows.key_index(row, field);
+                let source = match distinct.iter().position(|&d| d == (batch, key)) {
                     Some(source) => source,
                     None => {
-                        distinct.push((slot.batch, key));
+                        distinct.push((batch, key));
                         let (timestamp, received_at) = rows.order(key);
                         out.timestamp.push(timestamp);
                         out.received_at.push(received_at);
@@ -549,7 +631,7 @@ impl GroupsLatestFields {
         let taken = std::mem::replace(&mut self.slots, rest);
         let gathered = self.gather(&taken, self.slots.is_empty(), keys)?;
         if self.slots.is_empty() {
-            self.reset(None);
+            self.hold_nulls();
         }
         Ok(gathered)
     }

@@ -175,3 +175,20 @@ fn a_state_of_more_keys_than_a_byte_numbers_merges_whole() {
         .collect();
     assert_eq!(got, (0..width as i64).map(Some).collect::<Vec<_>>());
 }
+
+#[test]
+fn the_layout_numbers_batches_from_blocks_of_their_own_until_u32_is_used_up() {
+    let block: u32 = 1 << BLOCK_SHIFT;
+    let mut layout = Layout::default();
+    assert_eq!(layout.place(1), Some(0));
+    assert_eq!(layout.place(block as usize + 1), Some(block));
+    assert_eq!(layout.locate(Slot(block + block)), (1, block as usize));
+    assert_eq!(layout.place(0), Some(3 * block));
+    layout.unplace();
+    assert_eq!(layout.place(7), Some(3 * block));
+    assert_eq!(layout.locate(Slot(3 * block + 6)), (2, 6));
+    // The last block of the numbers fits; nothing after it does.
+    let mut full = Layout { starts: vec![0], blocks: vec![0; (1 << (32 - BLOCK_SHIFT)) - 1] };
+    assert_eq!(full.place(block as usize), Some(u32::MAX - block + 1));
+    assert_eq!(full.place(1), None);
+}
