@@ -192,3 +192,19 @@ fn the_layout_numbers_batches_from_blocks_of_their_own_until_u32_is_used_up() {
     assert_eq!(full.place(block as usize), Some(u32::MAX - block + 1));
     assert_eq!(full.place(1), None);
 }
+
+#[test]
+fn running_out_of_row_numbers_compacts_and_keeps_every_value() {
+    let rows: Vec<Row> = (0..30)
+        .map(|i| (i % 3, i as i64, 0, i, [Some(i as i64), None, (i % 4 == 0).then_some(i as i64)]))
+        .collect();
+    let mut acc = new();
+    acc.slack = 1 << 20;
+    feed(&mut acc, &rows[..10], 5, 3);
+    // Every number after the held batches is taken (by the last of them).
+    let last = *acc.layout.blocks.last().unwrap();
+    acc.layout.blocks.resize(1 << (32 - BLOCK_SHIFT), last);
+    feed(&mut acc, &rows[10..], 5, 3);
+    assert!(acc.layout.blocks.len() < 16, "compacted: {} blocks", acc.layout.blocks.len());
+    assert_eq!(values_of(&acc.evaluate(EmitTo::All).unwrap()), expected(&rows, 3));
+}
