@@ -10,14 +10,9 @@
 use std::fs::{File, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
 
 const PREFIX: &str = "identify-loader-";
 const LOCK: &str = "lock";
-
-/// A folder whose `lock` is missing this long after it was made belongs to
-/// a run that died while making it: a live one locks it at once.
-const UNLOCKED_GRACE: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
 pub struct SpillDir {
@@ -43,8 +38,8 @@ impl SpillDir {
                 std::fs::rename(&pending, path.join(LOCK))?;
                 Some(lock)
             }
-            // A file system without locks: the folder is never swept, as
-            // before, rather than swept while in use.
+            // A file system without locks: the folder has no `lock`, so it
+            // is never swept, rather than swept while in use.
             Err(_) => None,
         };
         Ok(SpillDir { path, _lock: lock })
@@ -73,19 +68,15 @@ fn sweep(root: &Path) {
     }
 }
 
+/// A folder is dead when its `lock` can be taken: no run holds it, and no
+/// run takes a folder over. A folder without one is kept, whatever its age:
+/// it is being made, or its run could not lock (or predates the lock), and
+/// only a folder made by a run killed in that instant stays behind, empty.
 fn is_dead(dir: &Path) -> bool {
-    match File::open(dir.join(LOCK)) {
-        // Taken: its run is gone. The lock is held until the folder is
-        // removed, and no run takes a folder over.
-        Ok(lock) => match lock.try_lock() {
-            Ok(()) => true,
-            Err(TryLockError::WouldBlock) | Err(TryLockError::Error(_)) => false,
-        },
-        Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::metadata(dir)
-            .and_then(|m| m.modified())
-            .is_ok_and(|made| SystemTime::now().duration_since(made).is_ok_and(|age| age > UNLOCKED_GRACE)),
-        Err(_) => false,
-    }
+    File::open(dir.join(LOCK)).is_ok_and(|lock| match lock.try_lock() {
+        Ok(()) => true,
+        Err(TryLockError::WouldBlock) | Err(TryLockError::Error(_)) => false,
+    })
 }
 
 #[cfg(test)]
@@ -124,9 +115,11 @@ mod tests {
         std::fs::create_dir(&dead).unwrap();
         std::fs::write(dead.join(LOCK), b"").unwrap();
         std::fs::write(dead.join("events-2024-01-01"), b"spilled rows").unwrap();
-        // A folder made this instant, its lock not yet in place: kept.
+        // A folder without a lock (being made, or its run could not lock):
+        // kept.
         let young = root.path().join(format!("{PREFIX}young"));
         std::fs::create_dir(&young).unwrap();
+        std::fs::write(young.join("events-2024-01-01"), b"spilled rows").unwrap();
         // Not ours.
         let foreign = root.path().join("another-tool-1");
         std::fs::create_dir(&foreign).unwrap();
