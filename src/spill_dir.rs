@@ -29,20 +29,19 @@ impl SpillDir {
         std::fs::create_dir_all(&root)?;
         sweep(&root);
         let path = tempfile::Builder::new().prefix(PREFIX).tempdir_in(&root)?.keep();
+        // From here on a failure removes the folder (on drop).
+        let mut dir = SpillDir { path, _lock: None };
         // Locked under another name, then renamed: a sweep never finds a
         // `lock` that is not yet locked.
-        let pending = path.join(".lock");
+        let pending = dir.path.join(".lock");
         let lock = File::create(&pending)?;
-        let lock = match lock.try_lock() {
-            Ok(()) => {
-                std::fs::rename(&pending, path.join(LOCK))?;
-                Some(lock)
-            }
-            // A file system without locks: the folder has no `lock`, so it
-            // is never swept, rather than swept while in use.
-            Err(_) => None,
-        };
-        Ok(SpillDir { path, _lock: lock })
+        // On a file system without locks the folder gets no `lock`, so it
+        // is never swept, rather than swept while in use.
+        if lock.try_lock().is_ok() {
+            std::fs::rename(&pending, dir.path.join(LOCK))?;
+            dir._lock = Some(lock);
+        }
+        Ok(dir)
     }
 
     pub fn path(&self) -> &Path {

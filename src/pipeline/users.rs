@@ -46,8 +46,9 @@ pub async fn build_users(config: &WarehouseConfig, warehouse: &Warehouse, thread
         version,
     )
     .await?;
-    if map_rows.saturating_mul(MAP_ROW_BYTES) <= config.memory_limit / 8 {
-        share_the_map(&ctx);
+    let map_bytes = map_rows.saturating_mul(MAP_ROW_BYTES);
+    if map_bytes <= config.memory_limit / 8 {
+        share_the_map(&ctx, map_rows, map_bytes);
     }
     // users reads the map just written rather than computing it again.
     let _ = ctx.deregister_table("identity_map");
@@ -69,13 +70,15 @@ const MAP_ROW_BYTES: u64 = 80;
 /// faster. DataFusion would decide from its estimate of the map's size, but
 /// the estimate was a tenth of the table built, so the decision is made here
 /// from the map's rows; a map too large for an eighth of the memory limit is
-/// joined partitioned, as before.
-fn share_the_map(ctx: &SessionContext) {
+/// joined partitioned, as before. The thresholds are the map's own size, not
+/// unbounded, so that `identifies`, far larger even in DataFusion's
+/// estimate, is never the side collected.
+fn share_the_map(ctx: &SessionContext, rows: u64, bytes: u64) {
     let state = ctx.state_ref();
     let mut state = state.write();
     let optimizer = &mut state.config_mut().options_mut().optimizer;
-    optimizer.hash_join_single_partition_threshold = usize::MAX;
-    optimizer.hash_join_single_partition_threshold_rows = usize::MAX;
+    optimizer.hash_join_single_partition_threshold = usize::try_from(bytes).unwrap_or(usize::MAX);
+    optimizer.hash_join_single_partition_threshold_rows = usize::try_from(rows + 1).unwrap_or(usize::MAX);
 }
 
 /// The number of users, if `users` was built from the current log version:
