@@ -22,7 +22,9 @@ use datafusion::arrow::compute::{cast, interleave, not, nullif, prep_null_mask_f
 use datafusion::arrow::datatypes::{
     ArrowPrimitiveType, DataType, Field, FieldRef, Fields, Int64Type, UInt8Type, UInt16Type, UInt32Type,
 };
-use datafusion::common::{Result, ScalarValue, internal_err, plan_err};
+use datafusion::common::{
+    DataFusionError, Result, ScalarValue, internal_datafusion_err, internal_err, plan_err,
+};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
@@ -377,6 +379,11 @@ impl Layout {
     }
 }
 
+/// More groups than a u32 numbers, with nothing left to compact.
+fn numbers_used_up() -> DataFusionError {
+    internal_datafusion_err!("latest_fields holds more groups than a u32 numbers")
+}
+
 /// A group's values gathered into one row: the form of states, and of the
 /// rows held after compaction.
 struct Gathered {
@@ -440,9 +447,7 @@ impl GroupsLatestFields {
     /// the slots that have a value then point to.
     fn hold_gathered(&mut self, gathered: Rows) -> Result<()> {
         self.hold_nulls();
-        let Some(start) = self.layout.place(gathered.len()) else {
-            return internal_err!("latest_fields holds more groups than a u32 numbers");
-        };
+        let start = self.layout.place(gathered.len()).ok_or_else(numbers_used_up)?;
         let width = self.width();
         for (i, slot) in self.slots.iter_mut().enumerate().filter(|(_, s)| **s != Slot::NONE) {
             *slot = Slot(start + (i / width) as u32);
@@ -474,10 +479,7 @@ impl GroupsLatestFields {
             Some(start) => start,
             None => {
                 self.compact()?;
-                match self.layout.place(rows.len()) {
-                    Some(start) => start,
-                    None => return internal_err!("latest_fields holds more groups than a u32 numbers"),
-                }
+                self.layout.place(rows.len()).ok_or_else(numbers_used_up)?
             }
         };
         let batch = self.rows.len();

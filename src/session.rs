@@ -25,7 +25,7 @@ use crate::pipeline::columns::ColumnDef;
 use crate::pipeline::commit::Warehouse;
 use crate::pipeline::identifies::{discards_schema, identifies_schema};
 use crate::pipeline::rejects::rejects_schema;
-use crate::spill_dir::SpillDir;
+use crate::spill_dir::{SpillDir, spill_error};
 
 /// The single file of a derived table, replaced whole by each build.
 pub fn derived_file(table: &str) -> String {
@@ -82,11 +82,8 @@ fn session_with(
         FairPool::new(config.memory_limit as usize),
         NonZeroUsize::new(5).expect("5 is not zero"),
     )));
-    let spill = config.spill_dir.as_deref();
-    let spill = SpillDir::create(spill).map_err(|source| Error::Spill {
-        dir: spill.map_or_else(std::env::temp_dir, std::path::Path::to_path_buf).display().to_string(),
-        source,
-    })?;
+    let root = config.spill_dir.as_deref();
+    let spill = SpillDir::create(root).map_err(|source| spill_error(root, source))?;
     runtime = runtime.with_temp_file_path(spill.path());
     let runtime = runtime.build_arc().map_err(|source| Error::DataFusion { action: "starting", source })?;
     // Strings stay Utf8 (not Utf8View) when read back, so that derived

@@ -11,6 +11,8 @@ use std::fs::{File, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::error::Error;
+
 const PREFIX: &str = "identify-loader-";
 const LOCK: &str = "lock";
 
@@ -53,6 +55,13 @@ impl Drop for SpillDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.path);
     }
+}
+
+/// A failure of the spill folder under `root` (`--spill-dir`, or the
+/// system temp folder when `None`).
+pub fn spill_error(root: Option<&Path>, source: io::Error) -> Error {
+    let dir = root.map_or_else(std::env::temp_dir, Path::to_path_buf);
+    Error::Spill { dir: dir.display().to_string(), source }
 }
 
 /// Removes the folders under `root` of runs that are gone. Best effort: a

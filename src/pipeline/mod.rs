@@ -33,6 +33,7 @@ use std::time::Instant;
 use crate::config::LoadConfig;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
+use crate::spill_dir::spill_error;
 use crate::storage::Stores;
 use crate::summary::{FailedFile, Summary};
 use columns::Columns;
@@ -255,9 +256,4 @@ pub async fn dry_run(config: &LoadConfig, stores: &Stores) -> Result<Summary> {
 /// A sortable, unique run id: the start time and a random suffix.
 pub fn run_id(now: chrono::DateTime<chrono::Utc>) -> String {
     format!("{}-{:08x}", now.format("%Y%m%dT%H%M%SZ"), rand::random::<u32>())
-}
-
-fn spill_error(dir: Option<&std::path::Path>, source: std::io::Error) -> Error {
-    let dir = dir.map_or_else(|| std::env::temp_dir().display().to_string(), |d| d.display().to_string());
-    Error::Spill { dir, source }
 }
