@@ -77,7 +77,7 @@ impl AggregateUDFImpl for Latest {
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         let fields = value_fields(args.return_field.data_type());
-        Ok(Box::new(RowLatest(OneGroup(GroupsLatestFields::new(fields, self.wins)))))
+        Ok(Box::new(RowLatest(OneGroup(GroupsLatestFields::new(fields, self.wins)?))))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -90,16 +90,8 @@ impl AggregateUDFImpl for Latest {
 
     fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
         let fields = value_fields(args.return_field.data_type());
-        Ok(Box::new(GroupsLatest(GroupsLatestFields::new(fields, self.wins))))
+        Ok(Box::new(GroupsLatest(GroupsLatestFields::new(fields, self.wins)?)))
     }
-}
-
-/// `(timestamp, received_at, id)` order with a null id last.
-pub(crate) fn compare(a: (i64, i64, Option<&str>), b: (i64, i64, Option<&str>)) -> Ordering {
-    a.0.cmp(&b.0).then(a.1.cmp(&b.1)).then_with(|| match (a.2, b.2) {
-        (Some(x), Some(y)) => x.cmp(y),
-        (x, y) => x.is_none().cmp(&y.is_none()),
-    })
 }
 
 #[derive(Debug)]
@@ -183,16 +175,6 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn later_keys_win_and_a_null_id_sorts_last() {
-        assert_eq!(compare((2, 0, Some("a")), (1, 9, Some("z"))), Ordering::Greater);
-        assert_eq!(compare((1, 2, Some("a")), (1, 1, Some("z"))), Ordering::Greater);
-        assert_eq!(compare((1, 1, Some("b")), (1, 1, Some("a"))), Ordering::Greater);
-        assert_eq!(compare((1, 1, None), (1, 1, Some("a"))), Ordering::Greater);
-        assert_eq!(compare((1, 1, Some("a")), (1, 1, None)), Ordering::Less);
-        assert_eq!(compare((1, 1, None), (1, 1, None)), Ordering::Equal);
-    }
-
     /// (group, timestamp, received_at, id, value); ids are unique, as
     /// deduplicated events' are.
     type Row = (usize, i64, i64, usize, Option<i64>);
@@ -248,9 +230,7 @@ mod tests {
             let rows: Vec<Row> = rows.into_iter().enumerate().map(|(id, (g, t, r, v))| (g, t, r, id, v)).collect();
             let split = split.min(rows.len());
             let new = || {
-                let mut inner = GroupsLatestFields::new(value_fields(&DataType::Int64), wins);
-                inner.slack = 0;
-                GroupsLatest(inner)
+                GroupsLatest(GroupsLatestFields::new(value_fields(&DataType::Int64), wins).unwrap())
             };
             let (mut left, mut right) = (new(), new());
             feed(&mut left, &rows[..split], batch, groups);

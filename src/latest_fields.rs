@@ -3,34 +3,36 @@
 //! of the result is the field's value in the group's latest row where that
 //! field is not null, rows ordered by (`timestamp`, `received_at`, `id`).
 //!
-//! Twenty `latest` aggregates, one per trait, each read a row's order key,
-//! each keep a slot per group in its own array (twenty cache misses per
-//! row), and each gather and copy the winning ids. Here a group's slots sit
-//! side by side, a row's key is compared once for all the fields it wins
-//! together, and a group's state lists each winning row's key once.
+//! Twenty `latest` aggregates, one per trait, would each read a row's
+//! order key, keep a state per group of their own, and store the winning
+//! row's key once per field. Here a row's key is compared once for all the
+//! fields it wins together, and a group's state is one record (see
+//! `record.rs`) that lists each winning row's key once.
 
 use std::cmp::Ordering;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, FixedSizeListArray, Int64Array, ListArray, PrimitiveArray,
-    StringArray, StringBuilder, StructArray, new_null_array,
+    Array, ArrayRef, AsArray, BinaryBuilder, BooleanArray, FixedSizeListArray, Int64Array, ListArray,
+    PrimitiveArray, StringArray, StructArray, new_empty_array,
 };
 use datafusion::arrow::buffer::ScalarBuffer;
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
-use datafusion::arrow::compute::{cast, interleave, not, nullif, prep_null_mask_filter};
+use datafusion::arrow::compute::{cast, concat, not, nullif, prep_null_mask_filter};
 use datafusion::arrow::datatypes::{
     ArrowPrimitiveType, DataType, Field, FieldRef, Fields, Int64Type, UInt8Type, UInt16Type, UInt32Type,
 };
-use datafusion::common::{
-    DataFusionError, Result, ScalarValue, internal_datafusion_err, internal_err, plan_err,
-};
+use datafusion::common::{Result, ScalarValue, internal_err, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
 };
 
-use crate::latest::compare;
+mod codec;
+mod record;
+
+use codec::{Codec, Encoded};
+use record::{Key, Parsed};
 
 /// The `latest_fields` aggregate, to register on a session.
 pub fn udaf() -> AggregateUDF {
@@ -94,7 +96,7 @@ impl AggregateUDFImpl for LatestFields {
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         let fields = struct_fields(args.return_field.data_type())?;
-        Ok(Box::new(OneGroup(GroupsLatestFields::new(fields, Ordering::Greater))))
+        Ok(Box::new(OneGroup(GroupsLatestFields::new(fields, Ordering::Greater)?)))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -107,7 +109,7 @@ impl AggregateUDFImpl for LatestFields {
 
     fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
         let fields = struct_fields(args.return_field.data_type())?;
-        Ok(Box::new(GroupsLatestFields::new(fields, Ordering::Greater)))
+        Ok(Box::new(GroupsLatestFields::new(fields, Ordering::Greater)?))
     }
 }
 
@@ -125,7 +127,6 @@ struct Rows {
     /// For states: each row's keys start at `offsets[row]`, and field `f`'s
     /// is `sources[row][f]` among them.
     listed: Option<Listed>,
-    bytes: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -256,10 +257,6 @@ fn fields_of(array: &ArrayRef) -> Result<Vec<ArrayRef>> {
     }
 }
 
-fn slice_bytes(array: &dyn Array) -> usize {
-    array.to_data().get_slice_memory_size().unwrap_or(0)
-}
-
 impl Rows {
     fn new(
         columns: Vec<ArrayRef>,
@@ -269,12 +266,7 @@ impl Rows {
         listed: Option<Listed>,
     ) -> Self {
         let nulls = columns.iter().map(|c| c.logical_nulls()).collect();
-        let bytes = columns.iter().map(|c| slice_bytes(c.as_ref())).sum::<usize>()
-            + slice_bytes(&timestamp)
-            + slice_bytes(&received_at)
-            + slice_bytes(&id)
-            + listed.as_ref().map_or(0, |l| l.offsets.inner().inner().len() + slice_bytes(&l.sources));
-        Rows { columns, nulls, timestamp, received_at, id, listed, bytes }
+        Rows { columns, nulls, timestamp, received_at, id, listed }
     }
 
     /// `(traits, timestamp, received_at, id)` as given.
@@ -318,81 +310,58 @@ impl Rows {
         }
     }
 
-    fn order(&self, key: usize) -> (i64, i64) {
-        (self.timestamp.value(key), self.received_at.value(key))
-    }
-
-    fn id(&self, key: usize) -> Option<&str> {
-        self.id.is_valid(key).then(|| self.id.value(key))
-    }
-}
-
-/// Where a group's value of one field lives: a row of the held rows,
-/// numbered across them by [`Layout`]. Row 0 is a row of nulls, the value
-/// of a field not seen yet.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct Slot(u32);
-
-impl Slot {
-    const NONE: Slot = Slot(0);
-}
-
-/// Held batches are numbered from a multiple of a block's rows on.
-const BLOCK_SHIFT: u32 = 12;
-
-/// The numbering of the held rows. A slot was a batch and a row, 8 bytes:
-/// with 26 traits its slots were a group's largest part and spanned four
-/// cache lines; one number is half of both. Each batch starts at a block of
-/// its own, and `blocks` gives the batch of each block.
-#[derive(Debug, Default)]
-struct Layout {
-    starts: Vec<u32>,
-    blocks: Vec<u32>,
-}
-
-impl Layout {
-    /// Numbers a new last batch of `len` rows; `None` when the numbers are
-    /// used up (a compaction frees them).
-    fn place(&mut self, len: usize) -> Option<u32> {
-        let start = (self.blocks.len() as u64) << BLOCK_SHIFT;
-        let blocks = len.max(1).div_ceil(1 << BLOCK_SHIFT);
-        if start + ((blocks as u64) << BLOCK_SHIFT) > 1 << 32 {
-            return None;
-        }
-        let batch = self.starts.len() as u32;
-        self.starts.push(start as u32);
-        self.blocks.extend(std::iter::repeat_n(batch, blocks));
-        Some(start as u32)
-    }
-
-    /// Forgets the last batch.
-    fn unplace(&mut self) {
-        if let Some(start) = self.starts.pop() {
-            self.blocks.truncate((start >> BLOCK_SHIFT) as usize);
+    fn key(&self, key: usize) -> Key<'_> {
+        Key {
+            timestamp: self.timestamp.value(key),
+            received_at: self.received_at.value(key),
+            id: self.id.is_valid(key).then(|| self.id.value(key).as_bytes()),
         }
     }
-
-    /// The batch and row of `slot`.
-    fn locate(&self, slot: Slot) -> (usize, usize) {
-        let batch = self.blocks[(slot.0 >> BLOCK_SHIFT) as usize] as usize;
-        (batch, (slot.0 - self.starts[batch]) as usize)
-    }
 }
 
-/// More groups than a u32 numbers, with nothing left to compact.
-fn numbers_used_up() -> DataFusionError {
-    internal_datafusion_err!("latest_fields holds more groups than a u32 numbers")
-}
+/// Groups emitted at a time: each part's records are freed once decoded,
+/// so that the values and the records never both exist whole.
+const PART: usize = 16 * 1024;
 
-/// A group's values gathered into one row: the form of states, and of the
-/// rows held after compaction.
-struct Gathered {
-    columns: Vec<ArrayRef>,
+/// The keys of emitted groups, in the form of a state.
+struct Keys {
     timestamp: Vec<i64>,
     received_at: Vec<i64>,
-    id: StringBuilder,
+    id: BinaryBuilder,
     offsets: Vec<i32>,
     sources: Sources,
+}
+
+impl Keys {
+    fn with_capacity(width: usize, groups: usize) -> Self {
+        let mut offsets = Vec::with_capacity(groups + 1);
+        offsets.push(0);
+        Keys {
+            timestamp: Vec::with_capacity(groups),
+            received_at: Vec::with_capacity(groups),
+            id: BinaryBuilder::with_capacity(groups, groups * 36),
+            offsets,
+            sources: Sources::with_capacity(width, groups * width),
+        }
+    }
+
+    fn push(&mut self, parsed: &Parsed, record: &[u8], width: usize) {
+        for key in 0..parsed.keys() {
+            let key = parsed.key(record, key);
+            self.timestamp.push(key.timestamp);
+            self.received_at.push(key.received_at);
+            self.id.append_option(key.id);
+        }
+        // A field without a value names the first key, and merging skips it.
+        (0..width).for_each(|field| self.sources.push(parsed.field(field).map_or(0, |(key, _)| key)));
+        self.offsets.push(self.timestamp.len() as i32);
+    }
+}
+
+/// Emitted groups' values, and their keys when a state is wanted.
+struct Emitted {
+    columns: Vec<ArrayRef>,
+    keys: Option<Keys>,
 }
 
 #[derive(Debug)]
@@ -401,69 +370,32 @@ pub(crate) struct GroupsLatestFields {
     /// How a row's key compares to the best one's when it replaces it:
     /// `Greater` for the latest row, `Less` for the earliest.
     wins: Ordering,
-    rows: Vec<Rows>,
-    layout: Layout,
-    /// `slots[group * fields + field]`.
-    slots: Vec<Slot>,
-    /// Rows held in `rows`, and their bytes; past twice the groups plus
-    /// `slack`, they are compacted.
-    held: usize,
+    codecs: Vec<Codec>,
+    /// Each group's record (see `record.rs`); empty until it has a value.
+    records: Vec<Box<[u8]>>,
+    /// The records' bytes.
     bytes: usize,
-    pub(crate) slack: usize,
+    /// Scratch space, reused from row to row.
+    parsed: Parsed,
+    written: Vec<u8>,
 }
 
 impl GroupsLatestFields {
-    pub(crate) fn new(fields: Fields, wins: Ordering) -> Self {
-        let mut this = Self {
+    pub(crate) fn new(fields: Fields, wins: Ordering) -> Result<Self> {
+        let codecs = fields.iter().map(|f| Codec::new(f.data_type())).collect::<Result<_>>()?;
+        Ok(Self {
             fields,
             wins,
-            rows: Vec::new(),
-            layout: Layout::default(),
-            slots: Vec::new(),
-            held: 0,
+            codecs,
+            records: Vec::new(),
             bytes: 0,
-            slack: 65_536,
-        };
-        this.hold_nulls();
-        this
+            parsed: Parsed::default(),
+            written: Vec::new(),
+        })
     }
 
     fn width(&self) -> usize {
         self.fields.len()
-    }
-
-    /// Holds only the row of nulls.
-    fn hold_nulls(&mut self) {
-        let nulls = self.fields.iter().map(|f| new_null_array(f.data_type(), 1)).collect();
-        let one = Int64Array::from(vec![i64::MAX]);
-        let row = Rows::new(nulls, one.clone(), one, StringArray::new_null(1), None);
-        self.held = 1;
-        self.bytes = row.bytes;
-        self.rows = vec![row];
-        self.layout = Layout { starts: vec![0], blocks: vec![0] };
-    }
-
-    /// Holds only the row of nulls and `gathered`: one row per group, which
-    /// the slots that have a value then point to.
-    fn hold_gathered(&mut self, gathered: Rows) -> Result<()> {
-        self.hold_nulls();
-        let start = self.layout.place(gathered.len()).ok_or_else(numbers_used_up)?;
-        let width = self.width();
-        for (i, slot) in self.slots.iter_mut().enumerate().filter(|(_, s)| **s != Slot::NONE) {
-            *slot = Slot(start + (i / width) as u32);
-        }
-        self.held += gathered.len();
-        self.bytes += gathered.bytes;
-        self.rows.push(gathered);
-        Ok(())
-    }
-
-    /// Gathers every group's values into one row each and lets the rest go.
-    fn compact(&mut self) -> Result<()> {
-        let all = std::mem::take(&mut self.slots);
-        let gathered = self.gather(&all, true, true)?;
-        self.slots = all;
-        self.hold_gathered(gathered)
     }
 
     fn update(
@@ -473,178 +405,162 @@ impl GroupsLatestFields {
         filter: Option<&BooleanArray>,
         total: usize,
     ) -> Result<()> {
-        let (width, wins) = (self.width(), self.wins);
-        self.slots.resize(total * width, Slot::NONE);
-        let start = match self.layout.place(rows.len()) {
-            Some(start) => start,
-            None => {
-                self.compact()?;
-                self.layout.place(rows.len()).ok_or_else(numbers_used_up)?
-            }
-        };
-        let batch = self.rows.len();
-        self.rows.push(rows);
-        let (held, current) = self.rows.split_at(batch);
-        let rows = &current[0];
-        let layout = &self.layout;
-        let at = |slot: Slot| {
-            let (b, row) = layout.locate(slot);
-            (b, if b == batch { rows } else { &held[b] }, row)
-        };
-        let mut used = false;
+        let width = self.width();
+        self.records.resize_with(total, Box::default);
+        let encoded: Vec<Encoded> = self
+            .codecs
+            .iter()
+            .zip(&rows.columns)
+            .map(|(c, column)| c.encode(column))
+            .collect::<Result<_>>()?;
+        let Self { wins, records, bytes, parsed, written, .. } = self;
+        // Per field, the key of the row's value that wins it.
+        let mut won: Vec<Option<usize>> = Vec::with_capacity(width);
+        let mut compared: Vec<(usize, usize, bool)> = Vec::new();
+        // The new record's keys, each a key of the record or of `rows`.
+        let mut keys: Vec<Origin> = Vec::new();
+        // Per field, its key among `keys`, and whether its value is new.
+        let mut sources: Vec<Option<(usize, bool)>> = Vec::with_capacity(width);
         for (row, &group) in groups.iter().enumerate() {
             if filter.is_some_and(|f| !f.is_valid(row) || !f.value(row)) {
                 continue;
             }
-            // The fields of a row mostly win or lose together, against the
-            // same best row: compare each pair of keys once.
-            let mut last: Option<(usize, usize, usize, bool)> = None;
+            let record = &records[group];
+            parsed.read(record, width);
+            won.clear();
+            compared.clear();
             for field in 0..width {
-                if !rows.has(field, row) {
-                    continue;
-                }
-                let slot = &mut self.slots[group * width + field];
-                let key = rows.key_index(row, field);
-                let better = if *slot == Slot::NONE {
-                    true
-                } else {
-                    let (best_batch, best_rows, best_row) = at(*slot);
-                    let best = best_rows.key_index(best_row, field);
-                    match last {
-                        Some((b, k, own, better)) if b == best_batch && k == best && own == key => better,
-                        _ => {
-                            let ordering = match rows.order(key).cmp(&best_rows.order(best)) {
-                                Ordering::Equal => compare((0, 0, rows.id(key)), (0, 0, best_rows.id(best))),
-                                other => other,
-                            };
-                            let better = ordering == wins;
-                            last = Some((best_batch, best, key, better));
+                let key = rows.has(field, row).then(|| rows.key_index(row, field));
+                won.push(key.filter(|&key| match parsed.field(field) {
+                    None => true,
+                    // The fields of a row mostly win or lose together,
+                    // against the same key: compare each pair once.
+                    Some((best, _)) => match compared.iter().find(|c| (c.0, c.1) == (best, key)) {
+                        Some(c) => c.2,
+                        None => {
+                            let better = rows.key(key).cmp(&parsed.key(record, best)) == *wins;
+                            compared.push((best, key, better));
                             better
                         }
-                    }
-                };
-                if better {
-                    *slot = Slot(start + row as u32);
-                    used = true;
-                }
+                    },
+                }));
             }
-        }
-        if !used {
-            self.rows.pop();
-            self.layout.unplace();
-            return Ok(());
-        }
-        let rows = &self.rows[batch];
-        self.held += rows.len();
-        self.bytes += rows.bytes;
-        if self.held > 2 * (self.slots.len() / width) + self.slack {
-            self.compact()?;
+            if won.iter().all(Option::is_none) {
+                continue;
+            }
+            keys.clear();
+            sources.clear();
+            for (field, won) in won.iter().enumerate() {
+                let origin = match won {
+                    Some(key) => Some(Origin::Row(*key)),
+                    None => parsed.field(field).map(|(key, _)| Origin::Record(key)),
+                };
+                sources.push(origin.map(|origin| {
+                    let index = keys.iter().position(|k| *k == origin).unwrap_or_else(|| {
+                        keys.push(origin);
+                        keys.len() - 1
+                    });
+                    (index, won.is_some())
+                }));
+            }
+            let key_values = keys.iter().map(|origin| match *origin {
+                Origin::Record(key) => parsed.key(record, key),
+                Origin::Row(key) => rows.key(key),
+            });
+            let values = sources.iter().enumerate().map(|(field, source)| {
+                source.map(|(key, new)| match new {
+                    true => (key, encoded[field].bytes(row)),
+                    false => (key, &record[parsed.field(field).map_or(0..0, |(_, value)| value)]),
+                })
+            });
+            record::write(written, key_values, values);
+            *bytes = *bytes + written.len() - record.len();
+            records[group] = written.as_slice().into();
         }
         Ok(())
     }
 
-    /// The values of `slots` (whole groups), one row per group, and with
-    /// `keys` their order keys (a state, or compacted rows, needs them; the
-    /// final values do not, and gathering them was a third of emitting).
-    /// With `release`, each field's held values are dropped once gathered:
-    /// all of the held rows are about to be, and the copy and the originals
-    /// then never both exist whole.
-    fn gather(&mut self, slots: &[Slot], release: bool, keys: bool) -> Result<Rows> {
+    /// The first `n` groups' values, and with `keys` their keys (a state
+    /// needs them; the final values do not). With `take`, the groups are
+    /// let go, part by part as they are decoded.
+    fn emit(&mut self, n: usize, take: bool, keys: bool) -> Result<Emitted> {
         let width = self.width();
-        // Room for the keys only when they are gathered.
-        let groups = if keys { slots.len() / width } else { 0 };
-        let mut out = Gathered {
-            columns: Vec::with_capacity(width),
-            timestamp: Vec::with_capacity(groups),
-            received_at: Vec::with_capacity(groups),
-            id: StringBuilder::with_capacity(groups, groups * 36),
-            offsets: Vec::with_capacity(groups + 1),
-            sources: Sources::with_capacity(width, groups * width),
+        let mut parts: Vec<Vec<ArrayRef>> = vec![Vec::new(); width];
+        let mut emitted_keys = keys.then(|| Keys::with_capacity(width, n));
+        for start in (0..n).step_by(PART) {
+            let end = (start + PART).min(n);
+            let mut values: Vec<Vec<Option<&[u8]>>> = vec![Vec::with_capacity(end - start); width];
+            for record in &self.records[start..end] {
+                self.parsed.read(record, width);
+                for (field, column) in values.iter_mut().enumerate() {
+                    column.push(self.parsed.field(field).map(|(_, value)| &record[value]));
+                }
+                if let Some(keys) = &mut emitted_keys {
+                    keys.push(&self.parsed, record, width);
+                }
+            }
+            for ((part, codec), column) in parts.iter_mut().zip(&self.codecs).zip(&values) {
+                part.push(codec.decode(column)?);
+            }
+            if take {
+                for record in &mut self.records[start..end] {
+                    self.bytes -= record.len();
+                    *record = Box::default();
+                }
+            }
+        }
+        if take {
+            self.records.drain(..n);
+        }
+        let columns = parts
+            .into_iter()
+            .zip(self.fields.iter())
+            .map(|(part, field)| match part.len() {
+                0 => Ok(new_empty_array(field.data_type())),
+                1 => Ok(Arc::clone(&part[0])),
+                _ => Ok(concat(&part.iter().map(|a| a.as_ref()).collect::<Vec<_>>())?),
+            })
+            .collect::<Result<_>>()?;
+        Ok(Emitted { columns, keys: emitted_keys })
+    }
+
+    fn take(&mut self, emit_to: EmitTo, keys: bool) -> Result<Emitted> {
+        let n = match emit_to {
+            EmitTo::All => self.records.len(),
+            EmitTo::First(n) => n.min(self.records.len()),
         };
-        for field in 0..width {
-            let arrays: Vec<&dyn Array> = self.rows.iter().map(|r| r.columns[field].as_ref()).collect();
-            let indices: Vec<(usize, usize)> =
-                slots.iter().skip(field).step_by(width).map(|&s| self.layout.locate(s)).collect();
-            out.columns.push(interleave(&arrays, &indices)?);
-            if release {
-                for rows in &mut self.rows[1..] {
-                    rows.columns[field] = new_null_array(self.fields[field].data_type(), 0);
-                }
-            }
-        }
-        if !keys {
-            let none = Int64Array::from(Vec::<i64>::new());
-            return Ok(Rows::new(
-                out.columns,
-                none.clone(),
-                none,
-                StringArray::from(Vec::<&str>::new()),
-                None,
-            ));
-        }
-        out.offsets.push(0);
-        let mut distinct: Vec<(usize, usize)> = Vec::with_capacity(width);
-        for group in slots.chunks(width) {
-            distinct.clear();
-            for (field, slot) in group.iter().enumerate() {
-                if *slot == Slot::NONE {
-                    out.sources.push(0);
-                    continue;
-                }
-                let (batch, row) = self.layout.locate(*slot);
-                let rows = &self.rows[batch];
-                let key = rows.key_index(row, field);
-                let source = match distinct.iter().position(|&d| d == (batch, key)) {
-                    Some(source) => source,
-                    None => {
-                        distinct.push((batch, key));
-                        let (timestamp, received_at) = rows.order(key);
-                        out.timestamp.push(timestamp);
-                        out.received_at.push(received_at);
-                        out.id.append_option(rows.id(key));
-                        distinct.len() - 1
-                    }
-                };
-                out.sources.push(source);
-            }
-            out.offsets.push(out.timestamp.len() as i32);
-        }
-        let sources = out.sources.finish(width);
-        Ok(Rows::new(
-            out.columns,
-            Int64Array::from(out.timestamp),
-            Int64Array::from(out.received_at),
-            out.id.finish(),
-            Some(Listed::new(OffsetBuffer::new(out.offsets.into()), sources)?),
+        self.emit(n, true, keys)
+    }
+
+    fn values(&self, columns: Vec<ArrayRef>) -> ArrayRef {
+        Arc::new(StructArray::new(self.fields.clone(), columns, None))
+    }
+
+    fn state_arrays(&self, emitted: Emitted) -> Result<Vec<ArrayRef>> {
+        let Some(mut keys) = emitted.keys else {
+            return internal_err!("latest_fields' state is emitted with its keys");
+        };
+        let id = StringArray::try_from_binary(keys.id.finish())?;
+        Ok(self.state_of(
+            emitted.columns,
+            Int64Array::from(keys.timestamp),
+            Int64Array::from(keys.received_at),
+            id,
+            OffsetBuffer::new(keys.offsets.into()),
+            keys.sources.finish(self.width()),
         ))
     }
 
-    /// The first groups per `emit_to`, gathered. The rest keep pointing into
-    /// the held rows, so that emitting in small steps (as a spilled
-    /// aggregation does) costs each step only its own groups.
-    fn take(&mut self, emit_to: EmitTo, keys: bool) -> Result<Rows> {
-        let width = self.width();
-        let groups = self.slots.len() / width;
-        let n = match emit_to {
-            EmitTo::All => groups,
-            EmitTo::First(n) => n.min(groups),
-        };
-        let rest = self.slots.split_off(n * width);
-        let taken = std::mem::replace(&mut self.slots, rest);
-        let gathered = self.gather(&taken, self.slots.is_empty(), keys)?;
-        if self.slots.is_empty() {
-            self.hold_nulls();
-        }
-        Ok(gathered)
-    }
-
-    fn values(&self, rows: Rows) -> ArrayRef {
-        Arc::new(StructArray::new(self.fields.clone(), rows.columns, None))
-    }
-
-    fn state_arrays(&self, rows: Rows) -> Vec<ArrayRef> {
-        let Rows { columns, timestamp, received_at, id, listed, .. } = rows;
-        let Listed { offsets, sources, .. } = listed.expect("gathered rows are listed");
+    /// `(values, keys, sources)`: see [`state_fields`].
+    fn state_of(
+        &self,
+        columns: Vec<ArrayRef>,
+        timestamp: Int64Array,
+        received_at: Int64Array,
+        id: StringArray,
+        offsets: OffsetBuffer<i32>,
+        sources: FixedSizeListArray,
+    ) -> Vec<ArrayRef> {
         let keys = StructArray::new(
             key_fields(),
             vec![Arc::new(timestamp), Arc::new(received_at), Arc::new(id)],
@@ -656,9 +572,17 @@ impl GroupsLatestFields {
             Arc::new(keys),
             None,
         );
-        let values = StructArray::new(self.fields.clone(), columns, None);
-        vec![Arc::new(values), Arc::new(keys), Arc::new(sources)]
+        vec![self.values(columns), Arc::new(keys), Arc::new(sources)]
     }
+}
+
+/// Where a key of a record being rewritten comes from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Origin {
+    /// The record's own key of that index.
+    Record(usize),
+    /// The key of that index among the candidate rows'.
+    Row(usize),
 }
 
 impl GroupsAccumulator for GroupsLatestFields {
@@ -673,13 +597,13 @@ impl GroupsAccumulator for GroupsLatestFields {
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let rows = self.take(emit_to, false)?;
-        Ok(self.values(rows))
+        let emitted = self.take(emit_to, false)?;
+        Ok(self.values(emitted.columns))
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        let rows = self.take(emit_to, true)?;
-        Ok(self.state_arrays(rows))
+        let emitted = self.take(emit_to, true)?;
+        self.state_arrays(emitted)
     }
 
     fn merge_batch(
@@ -707,12 +631,12 @@ impl GroupsAccumulator for GroupsLatestFields {
             columns = columns.iter().map(|c| nullif(c, &dropped)).collect::<Result<_, _>>()?;
         }
         let sources = Sources::zeros(width, len).finish(width);
-        let listed = Listed::new(OffsetBuffer::from_lengths(std::iter::repeat_n(1, len)), sources)?;
-        Ok(self.state_arrays(Rows::new(columns, rows.timestamp, rows.received_at, rows.id, Some(listed))))
+        let offsets = OffsetBuffer::from_lengths(std::iter::repeat_n(1, len));
+        Ok(self.state_of(columns, rows.timestamp, rows.received_at, rows.id, offsets, sources))
     }
 
     fn size(&self) -> usize {
-        self.bytes + self.slots.capacity() * size_of::<Slot>()
+        self.bytes + self.records.capacity() * size_of::<Box<[u8]>>()
     }
 }
 
@@ -721,15 +645,13 @@ impl GroupsAccumulator for GroupsLatestFields {
 pub(crate) struct OneGroup(pub(crate) GroupsLatestFields);
 
 impl OneGroup {
-    /// The group's values, gathered without taking them: a window frame
+    /// The group's values, emitted without letting it go: a window frame
     /// evaluates after every row and goes on updating.
-    fn peek(&mut self, keys: bool) -> Result<Rows> {
-        let width = self.0.width();
-        if self.0.slots.is_empty() {
-            self.0.slots.resize(width, Slot::NONE);
+    fn peek(&mut self, keys: bool) -> Result<Emitted> {
+        if self.0.records.is_empty() {
+            self.0.records.push(Box::default());
         }
-        let slots = self.0.slots.clone();
-        self.0.gather(&slots, false, keys)
+        self.0.emit(1, false, keys)
     }
 }
 
@@ -739,13 +661,13 @@ impl Accumulator for OneGroup {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        let rows = self.peek(false)?;
-        ScalarValue::try_from_array(&self.0.values(rows), 0)
+        let emitted = self.peek(false)?;
+        ScalarValue::try_from_array(&self.0.values(emitted.columns), 0)
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        let rows = self.peek(true)?;
-        self.0.state_arrays(rows).iter().map(|a| ScalarValue::try_from_array(a, 0)).collect()
+        let emitted = self.peek(true)?;
+        self.0.state_arrays(emitted)?.iter().map(|a| ScalarValue::try_from_array(a, 0)).collect()
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {

@@ -55,10 +55,7 @@ fn values_of(array: &ArrayRef) -> Vec<[Option<i64>; WIDTH]> {
 }
 
 fn new() -> GroupsLatestFields {
-    let mut acc =
-        GroupsLatestFields::new(struct_fields(&DataType::Struct(fields())).unwrap(), Ordering::Greater);
-    acc.slack = 0;
-    acc
+    GroupsLatestFields::new(struct_fields(&DataType::Struct(fields())).unwrap(), Ordering::Greater).unwrap()
 }
 
 proptest! {
@@ -160,11 +157,11 @@ fn a_state_of_more_keys_than_a_byte_numbers_merges_whole() {
         Arc::new(TimestampMicrosecondArray::from_iter_values((0..width).map(at))),
         Arc::new(StringArray::from_iter_values((0..width).map(|row| format!("e{row}")))),
     ];
-    let mut first = GroupsLatestFields::new(fields.clone(), Ordering::Greater);
+    let mut first = GroupsLatestFields::new(fields.clone(), Ordering::Greater).unwrap();
     first.update_batch(&values, &vec![0; width], None, 1).unwrap();
     let state = first.state(EmitTo::All).unwrap();
     assert_eq!(state[2].as_fixed_size_list().value_type(), DataType::UInt16);
-    let mut second = GroupsLatestFields::new(fields, Ordering::Greater);
+    let mut second = GroupsLatestFields::new(fields, Ordering::Greater).unwrap();
     second.merge_batch(&state, &[0], 1).unwrap();
     let got = second.evaluate(EmitTo::All).unwrap();
     let got: Vec<Option<i64>> = got
@@ -174,37 +171,4 @@ fn a_state_of_more_keys_than_a_byte_numbers_merges_whole() {
         .map(|c| c.as_primitive::<Int64Type>().iter().next().flatten())
         .collect();
     assert_eq!(got, (0..width as i64).map(Some).collect::<Vec<_>>());
-}
-
-#[test]
-fn the_layout_numbers_batches_from_blocks_of_their_own_until_u32_is_used_up() {
-    let block: u32 = 1 << BLOCK_SHIFT;
-    let mut layout = Layout::default();
-    assert_eq!(layout.place(1), Some(0));
-    assert_eq!(layout.place(block as usize + 1), Some(block));
-    assert_eq!(layout.locate(Slot(block + block)), (1, block as usize));
-    assert_eq!(layout.place(0), Some(3 * block));
-    layout.unplace();
-    assert_eq!(layout.place(7), Some(3 * block));
-    assert_eq!(layout.locate(Slot(3 * block + 6)), (2, 6));
-    // The last block of the numbers fits; nothing after it does.
-    let mut full = Layout { starts: vec![0], blocks: vec![0; (1 << (32 - BLOCK_SHIFT)) - 1] };
-    assert_eq!(full.place(block as usize), Some(u32::MAX - block + 1));
-    assert_eq!(full.place(1), None);
-}
-
-#[test]
-fn running_out_of_row_numbers_compacts_and_keeps_every_value() {
-    let rows: Vec<Row> = (0..30)
-        .map(|i| (i % 3, i as i64, 0, i, [Some(i as i64), None, (i % 4 == 0).then_some(i as i64)]))
-        .collect();
-    let mut acc = new();
-    acc.slack = 1 << 20;
-    feed(&mut acc, &rows[..10], 5, 3);
-    // Every number after the held batches is taken (by the last of them).
-    let last = *acc.layout.blocks.last().unwrap();
-    acc.layout.blocks.resize(1 << (32 - BLOCK_SHIFT), last);
-    feed(&mut acc, &rows[10..], 5, 3);
-    assert!(acc.layout.blocks.len() < 16, "compacted: {} blocks", acc.layout.blocks.len());
-    assert_eq!(values_of(&acc.evaluate(EmitTo::All).unwrap()), expected(&rows, 3));
 }
