@@ -14,11 +14,11 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BinaryBuilder, BooleanArray, FixedSizeListArray, Int64Array, ListArray,
-    PrimitiveArray, StringArray, StructArray, new_empty_array,
+    PrimitiveArray, StringArray, StructArray, UInt32Array, new_empty_array,
 };
 use datafusion::arrow::buffer::ScalarBuffer;
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
-use datafusion::arrow::compute::{cast, concat, not, nullif, prep_null_mask_filter};
+use datafusion::arrow::compute::{cast, concat, interleave, not, nullif, prep_null_mask_filter, take};
 use datafusion::arrow::datatypes::{
     ArrowPrimitiveType, DataType, Field, FieldRef, Fields, Int64Type, UInt8Type, UInt16Type, UInt32Type,
 };
@@ -28,9 +28,11 @@ use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
 };
 
+mod arena;
 mod codec;
 mod record;
 
+use arena::{Arena, Ref};
 use codec::{Codec, Encoded};
 use record::{Key, Parsed};
 
@@ -319,8 +321,7 @@ impl Rows {
     }
 }
 
-/// Groups emitted at a time: each part's records are freed once decoded,
-/// so that the values and the records never both exist whole.
+/// Groups decoded at a time when emitted in their order.
 const PART: usize = 16 * 1024;
 
 /// The keys of emitted groups, in the form of a state.
@@ -356,12 +357,66 @@ impl Keys {
         (0..width).for_each(|field| self.sources.push(parsed.field(field).map_or(0, |(key, _)| key)));
         self.offsets.push(self.timestamp.len() as i32);
     }
+
+    /// Per group, its keys and its fields' sources among them.
+    fn finish(mut self, width: usize) -> Result<(ArrayRef, ArrayRef)> {
+        let id = StringArray::try_from_binary(self.id.finish())?;
+        let keys = key_list(
+            Int64Array::from(self.timestamp),
+            Int64Array::from(self.received_at),
+            id,
+            OffsetBuffer::new(self.offsets.into()),
+        );
+        Ok((Arc::new(keys), Arc::new(self.sources.finish(width))))
+    }
 }
 
-/// Emitted groups' values, and their keys when a state is wanted.
+fn key_list(
+    timestamp: Int64Array,
+    received_at: Int64Array,
+    id: StringArray,
+    offsets: OffsetBuffer<i32>,
+) -> ListArray {
+    let keys =
+        StructArray::new(key_fields(), vec![Arc::new(timestamp), Arc::new(received_at), Arc::new(id)], None);
+    ListArray::new(
+        Arc::new(Field::new_list_field(DataType::Struct(key_fields()), false)),
+        offsets,
+        Arc::new(keys),
+        None,
+    )
+}
+
+/// Emitted groups' values, and their keys and sources when a state is wanted.
 struct Emitted {
     columns: Vec<ArrayRef>,
-    keys: Option<Keys>,
+    keys: Option<(ArrayRef, ArrayRef)>,
+}
+
+/// Decodes `records` and adds them to the end of `parts` (per field) and of
+/// `keys`.
+fn decode(
+    parsed: &mut Parsed,
+    codecs: &[Codec],
+    records: &[&[u8]],
+    parts: &mut [Vec<ArrayRef>],
+    mut keys: Option<&mut Keys>,
+) -> Result<()> {
+    let width = codecs.len();
+    let mut values: Vec<Vec<Option<&[u8]>>> = vec![Vec::with_capacity(records.len()); width];
+    for record in records {
+        parsed.read(record, width);
+        for (field, column) in values.iter_mut().enumerate() {
+            column.push(parsed.field(field).map(|(_, value)| &record[value]));
+        }
+        if let Some(keys) = keys.as_deref_mut() {
+            keys.push(parsed, record, width);
+        }
+    }
+    for ((part, codec), column) in parts.iter_mut().zip(codecs).zip(&values) {
+        part.push(codec.decode(column)?);
+    }
+    Ok(())
 }
 
 #[derive(Debug)]
@@ -371,10 +426,9 @@ pub(crate) struct GroupsLatestFields {
     /// `Greater` for the latest row, `Less` for the earliest.
     wins: Ordering,
     codecs: Vec<Codec>,
-    /// Each group's record (see `record.rs`); empty until it has a value.
-    records: Vec<Box<[u8]>>,
-    /// The records' bytes.
-    bytes: usize,
+    /// Each group's record (see `record.rs`) in `arena`.
+    refs: Vec<Ref>,
+    arena: Arena,
     /// Scratch space, reused from row to row.
     parsed: Parsed,
     written: Vec<u8>,
@@ -387,8 +441,8 @@ impl GroupsLatestFields {
             fields,
             wins,
             codecs,
-            records: Vec::new(),
-            bytes: 0,
+            refs: Vec::new(),
+            arena: Arena::default(),
             parsed: Parsed::default(),
             written: Vec::new(),
         })
@@ -406,14 +460,14 @@ impl GroupsLatestFields {
         total: usize,
     ) -> Result<()> {
         let width = self.width();
-        self.records.resize_with(total, Box::default);
+        self.refs.resize(total, Ref::NONE);
         let encoded: Vec<Encoded> = self
             .codecs
             .iter()
             .zip(&rows.columns)
             .map(|(c, column)| c.encode(column))
             .collect::<Result<_>>()?;
-        let Self { wins, records, bytes, parsed, written, .. } = self;
+        let Self { wins, refs, arena, parsed, written, .. } = self;
         // Per field, the key of the row's value that wins it.
         let mut won: Vec<Option<usize>> = Vec::with_capacity(width);
         let mut compared: Vec<(usize, usize, bool)> = Vec::new();
@@ -425,7 +479,7 @@ impl GroupsLatestFields {
             if filter.is_some_and(|f| !f.is_valid(row) || !f.value(row)) {
                 continue;
             }
-            let record = &records[group];
+            let record = arena.get(refs[group]);
             parsed.read(record, width);
             won.clear();
             compared.clear();
@@ -474,43 +528,32 @@ impl GroupsLatestFields {
                 })
             });
             record::write(written, key_values, values);
-            *bytes = *bytes + written.len() - record.len();
-            records[group] = written.as_slice().into();
+            arena.free(refs[group]);
+            refs[group] = arena.put(group, written);
         }
+        arena.tidy(refs);
         Ok(())
     }
 
     /// The first `n` groups' values, and with `keys` their keys (a state
     /// needs them; the final values do not). With `take`, the groups are
-    /// let go, part by part as they are decoded.
+    /// let go.
     fn emit(&mut self, n: usize, take: bool, keys: bool) -> Result<Emitted> {
+        if take && n == self.refs.len() {
+            return self.emit_all(keys);
+        }
         let width = self.width();
         let mut parts: Vec<Vec<ArrayRef>> = vec![Vec::new(); width];
         let mut emitted_keys = keys.then(|| Keys::with_capacity(width, n));
         for start in (0..n).step_by(PART) {
             let end = (start + PART).min(n);
-            let mut values: Vec<Vec<Option<&[u8]>>> = vec![Vec::with_capacity(end - start); width];
-            for record in &self.records[start..end] {
-                self.parsed.read(record, width);
-                for (field, column) in values.iter_mut().enumerate() {
-                    column.push(self.parsed.field(field).map(|(_, value)| &record[value]));
-                }
-                if let Some(keys) = &mut emitted_keys {
-                    keys.push(&self.parsed, record, width);
-                }
-            }
-            for ((part, codec), column) in parts.iter_mut().zip(&self.codecs).zip(&values) {
-                part.push(codec.decode(column)?);
-            }
-            if take {
-                for record in &mut self.records[start..end] {
-                    self.bytes -= record.len();
-                    *record = Box::default();
-                }
-            }
+            let records: Vec<&[u8]> = self.refs[start..end].iter().map(|at| self.arena.get(*at)).collect();
+            decode(&mut self.parsed, &self.codecs, &records, &mut parts, emitted_keys.as_mut())?;
         }
         if take {
-            self.records.drain(..n);
+            self.refs.drain(..n).for_each(|at| self.arena.free(at));
+            self.arena.forget(n);
+            self.arena.tidy(&mut self.refs);
         }
         let columns = parts
             .into_iter()
@@ -521,13 +564,67 @@ impl GroupsLatestFields {
                 _ => Ok(concat(&part.iter().map(|a| a.as_ref()).collect::<Vec<_>>())?),
             })
             .collect::<Result<_>>()?;
-        Ok(Emitted { columns, keys: emitted_keys })
+        let keys = emitted_keys.map(|k| k.finish(width)).transpose()?;
+        Ok(Emitted { columns, keys })
+    }
+
+    /// Every group, decoded chunk by chunk in the order of the arena and
+    /// then put in the order of the groups: each chunk is freed as soon as
+    /// it is decoded, so that the records and the values never both exist
+    /// whole.
+    fn emit_all(&mut self, keys: bool) -> Result<Emitted> {
+        let width = self.width();
+        let refs = std::mem::take(&mut self.refs);
+        let Self { arena, parsed, codecs, .. } = self;
+        let mut parts: Vec<Vec<ArrayRef>> = vec![Vec::new(); width];
+        let mut emitted_keys = keys.then(|| Keys::with_capacity(width, refs.len() + 1));
+        // Decoded position 0 is a group without a record.
+        decode(parsed, codecs, &[&[]], &mut parts, emitted_keys.as_mut())?;
+        let mut starts = vec![0];
+        let mut position = vec![0u32; refs.len()];
+        let mut decoded = 1;
+        let mut failed = Ok(());
+        arena.drain(&refs, |records| {
+            if records.is_empty() || failed.is_err() {
+                return;
+            }
+            starts.push(decoded);
+            for (i, (group, _)) in records.iter().enumerate() {
+                position[*group] = (decoded + i) as u32;
+            }
+            decoded += records.len();
+            let bytes: Vec<&[u8]> = records.iter().map(|(_, record)| *record).collect();
+            failed = decode(parsed, codecs, &bytes, &mut parts, emitted_keys.as_mut());
+        });
+        arena.forget(refs.len());
+        failed?;
+        let indices: Vec<(usize, usize)> = position
+            .iter()
+            .map(|&p| {
+                let part = starts.partition_point(|&s| s <= p as usize) - 1;
+                (part, p as usize - starts[part])
+            })
+            .collect();
+        let mut columns = Vec::with_capacity(width);
+        for part in parts {
+            let arrays: Vec<&dyn Array> = part.iter().map(|a| a.as_ref()).collect();
+            columns.push(interleave(&arrays, &indices)?);
+        }
+        let keys = match emitted_keys {
+            None => None,
+            Some(k) => {
+                let (list, sources) = k.finish(width)?;
+                let position = UInt32Array::from(position);
+                Some((take(&list, &position, None)?, take(&sources, &position, None)?))
+            }
+        };
+        Ok(Emitted { columns, keys })
     }
 
     fn take(&mut self, emit_to: EmitTo, keys: bool) -> Result<Emitted> {
         let n = match emit_to {
-            EmitTo::All => self.records.len(),
-            EmitTo::First(n) => n.min(self.records.len()),
+            EmitTo::All => self.refs.len(),
+            EmitTo::First(n) => n.min(self.refs.len()),
         };
         self.emit(n, true, keys)
     }
@@ -537,42 +634,10 @@ impl GroupsLatestFields {
     }
 
     fn state_arrays(&self, emitted: Emitted) -> Result<Vec<ArrayRef>> {
-        let Some(mut keys) = emitted.keys else {
+        let Some((keys, sources)) = emitted.keys else {
             return internal_err!("latest_fields' state is emitted with its keys");
         };
-        let id = StringArray::try_from_binary(keys.id.finish())?;
-        Ok(self.state_of(
-            emitted.columns,
-            Int64Array::from(keys.timestamp),
-            Int64Array::from(keys.received_at),
-            id,
-            OffsetBuffer::new(keys.offsets.into()),
-            keys.sources.finish(self.width()),
-        ))
-    }
-
-    /// `(values, keys, sources)`: see [`state_fields`].
-    fn state_of(
-        &self,
-        columns: Vec<ArrayRef>,
-        timestamp: Int64Array,
-        received_at: Int64Array,
-        id: StringArray,
-        offsets: OffsetBuffer<i32>,
-        sources: FixedSizeListArray,
-    ) -> Vec<ArrayRef> {
-        let keys = StructArray::new(
-            key_fields(),
-            vec![Arc::new(timestamp), Arc::new(received_at), Arc::new(id)],
-            None,
-        );
-        let keys = ListArray::new(
-            Arc::new(Field::new_list_field(DataType::Struct(key_fields()), false)),
-            offsets,
-            Arc::new(keys),
-            None,
-        );
-        vec![self.values(columns), Arc::new(keys), Arc::new(sources)]
+        Ok(vec![self.values(emitted.columns), keys, sources])
     }
 }
 
@@ -632,11 +697,12 @@ impl GroupsAccumulator for GroupsLatestFields {
         }
         let sources = Sources::zeros(width, len).finish(width);
         let offsets = OffsetBuffer::from_lengths(std::iter::repeat_n(1, len));
-        Ok(self.state_of(columns, rows.timestamp, rows.received_at, rows.id, offsets, sources))
+        let keys = key_list(rows.timestamp, rows.received_at, rows.id, offsets);
+        Ok(vec![self.values(columns), Arc::new(keys), Arc::new(sources)])
     }
 
     fn size(&self) -> usize {
-        self.bytes + self.records.capacity() * size_of::<Box<[u8]>>()
+        self.arena.bytes() + self.refs.capacity() * size_of::<Ref>()
     }
 }
 
@@ -648,8 +714,8 @@ impl OneGroup {
     /// The group's values, emitted without letting it go: a window frame
     /// evaluates after every row and goes on updating.
     fn peek(&mut self, keys: bool) -> Result<Emitted> {
-        if self.0.records.is_empty() {
-            self.0.records.push(Box::default());
+        if self.0.refs.is_empty() {
+            self.0.refs.push(Ref::NONE);
         }
         self.0.emit(1, false, keys)
     }

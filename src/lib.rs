@@ -1,6 +1,7 @@
 //! identify-loader: loads identify event logs into Parquet tables.
 //! See SPEC.md; `pipeline` holds the stages in the order they run.
 
+pub mod allocator;
 pub mod cli;
 pub mod config;
 pub mod error;

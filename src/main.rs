@@ -21,6 +21,7 @@ use identify_loader::{Error, inspect, pipeline};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    identify_loader::allocator::return_freed_memory_sooner();
     let cli = Cli::parse();
     init_logging(&cli);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
