@@ -575,6 +575,7 @@ impl GroupsLatestFields {
     fn emit_all(&mut self, keys: bool) -> Result<Emitted> {
         let width = self.width();
         let refs = std::mem::take(&mut self.refs);
+        tracing::debug!(groups = refs.len(), bytes = self.arena.bytes(), "latest_fields emitting");
         let Self { arena, parsed, codecs, .. } = self;
         let mut parts: Vec<Vec<ArrayRef>> = vec![Vec::new(); width];
         let mut emitted_keys = keys.then(|| Keys::with_capacity(width, refs.len() + 1));

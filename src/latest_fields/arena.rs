@@ -95,7 +95,7 @@ impl Arena {
         let chunk = self.chunks[at.chunk()].as_mut().expect("a live chunk");
         let (_, len) = header(&chunk.data, at.offset());
         chunk.live -= HEADER + len;
-        if !chunk.listed && chunk.live < chunk.data.len() / 2 && current != Some(at.chunk()) {
+        if !chunk.listed && sparse(chunk) && current != Some(at.chunk()) {
             chunk.listed = true;
             self.sparse.push(at.chunk());
         }
@@ -152,7 +152,7 @@ impl Arena {
         // The old current chunk may be sparse already.
         if let Some(old) = self.current.and_then(|c| self.chunks[c].as_mut())
             && !old.listed
-            && old.live < old.data.len() / 2
+            && sparse(old)
         {
             old.listed = true;
             self.sparse.push(self.current.expect("a current chunk"));
@@ -195,6 +195,13 @@ fn live<'c>(
         }
         None
     })
+}
+
+/// Under three quarters live: emptied, the chunk's live records are copied
+/// three times over as rewrites free bytes, for chunks ~85% full. At a
+/// half they were ~72% full, 5M users' chunks 60 MB more.
+fn sparse(chunk: &Chunk) -> bool {
+    chunk.live < chunk.data.len() / 4 * 3
 }
 
 fn header(data: &[u8], offset: usize) -> (u64, usize) {
