@@ -1,7 +1,12 @@
 #!/usr/bin/env python3
-"""One command: generate a data set, then time identify-loader (release) and
-the DuckDB job alternately, and print wall time and peak RSS per phase, the
-medians and our/DuckDB ratios.
+"""One command: generate a data set, then time `identify-loader run` (release)
+and the DuckDB job alternately, and print wall time and peak RSS per phase,
+the medians and our/DuckDB ratios.
+
+Ours is one `run` process, as a user runs it: its wall time and peak RSS are
+the whole job's; its phases are split by the times it logs for building
+identity_map and users (the rest is the load). DuckDB's phases are two
+processes.
 
     benches/compare.py --events 1000000 --users 200000 [--runs 3] [--data DIR]
 
@@ -22,16 +27,27 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "identify-loader")
 
 
-def timed(cmd):
-    """Runs cmd under /usr/bin/time -v; returns (wall seconds, peak RSS MiB)."""
-    out = subprocess.run(["/usr/bin/time", "-v"] + cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def timed(cmd, env=None):
+    """Runs cmd under /usr/bin/time -v; returns (wall seconds, peak RSS MiB, stderr)."""
+    out = subprocess.run(["/usr/bin/time", "-v"] + cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=env)
     if out.returncode != 0:
         sys.exit(f"failed: {' '.join(cmd)}\n{out.stderr[-3000:]}")
     wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", out.stderr).group(1)
     parts = [float(p) for p in wall.split(":")]
     seconds = sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", out.stderr).group(1)) / 1024
-    return seconds, rss
+    return seconds, rss, out.stderr
+
+
+def ours(data, wh, memory_limit):
+    """One `run`: ((load s, peak MiB), (users s, peak MiB)); both phases show
+    the process's peak, the only one there is."""
+    env = dict(os.environ, RUST_LOG="identify_loader=info")
+    wall, rss, log = timed([BIN, "run", "--input", data, "--warehouse", wh, "--memory-limit", memory_limit], env)
+    log = re.sub(r"\x1b\[[0-9;]*m", "", log)
+    users = sum(float(s) for s in re.findall(r'built table="\w+" rows=\d+ elapsed_s=([0-9.]+)', log))
+    return (wall - users, rss), (users, rss)
 
 
 def main():
@@ -52,7 +68,7 @@ def main():
         subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     files = sorted(glob.glob(os.path.join(data, "*", "*.gz")))
     compressed = sum(os.path.getsize(f) for f in files)
-    floor, _ = timed(["sh", "-c", f"cat {' '.join(files)} | gzip -dc | wc -c > {data}.size"])
+    floor, _, _ = timed(["sh", "-c", f"cat {' '.join(files)} | gzip -dc | wc -c > {data}.size"])
     raw = int(open(f"{data}.size").read())
     print(f"data: {len(files)} files, {compressed / 1e6:.0f} MB gzip, {raw / 1e6:.0f} MB NDJSON; "
           f"gzip -dc alone: {floor:.1f} s ({raw / 1e6 / floor:.0f} MB/s on one core)")
@@ -60,31 +76,31 @@ def main():
     rows = {k: [] for k in ["ours_load", "ours_users", "duck_load", "duck_users"]}
     for run in range(args.runs):
         wh = tempfile.mkdtemp(prefix="identify-wh-")
-        rows["ours_load"].append(timed([BIN, "-q", "load", "--input", data, "--warehouse", wh,
-                                        "--memory-limit", args.memory_limit]))
-        rows["ours_users"].append(timed([BIN, "-q", "build-users", "--warehouse", wh,
-                                         "--memory-limit", args.memory_limit]))
+        load, users = ours(data, wh, args.memory_limit)
+        rows["ours_load"].append(load)
+        rows["ours_users"].append(users)
         shutil.rmtree(wh)
         wh = tempfile.mkdtemp(prefix="duck-wh-")
         job = os.path.join(ROOT, "benches", "duckdb_job.py")
-        rows["duck_load"].append(timed([sys.executable, job, "load", os.path.join(data, "*", "*.gz"), wh]))
-        rows["duck_users"].append(timed([sys.executable, job, "users", wh]))
+        rows["duck_load"].append(timed([sys.executable, job, "load", os.path.join(data, "*", "*.gz"), wh])[:2])
+        rows["duck_users"].append(timed([sys.executable, job, "users", wh])[:2])
         shutil.rmtree(wh)
         print(f"run {run + 1}: " + ", ".join(f"{k} {v[-1][0]:.1f} s / {v[-1][1]:.0f} MiB" for k, v in rows.items()),
               flush=True)
 
     med = {k: (statistics.median(w for w, _ in v), max(r for _, r in v)) for k, v in rows.items()}
-    ours = med["ours_load"][0] + med["ours_users"][0]
+    ours_total = med["ours_load"][0] + med["ours_users"][0]
     duck = med["duck_load"][0] + med["duck_users"][0]
     print(f"\nmedians over {args.runs} runs ({args.events} events):")
     print(f"{'phase':<12}{'ours s':>9}{'duckdb s':>10}{'ratio':>8}{'ours MiB':>10}{'duckdb MiB':>12}")
     for phase in ["load", "users"]:
         o, d = med[f"ours_{phase}"], med[f"duck_{phase}"]
         print(f"{phase:<12}{o[0]:>9.1f}{d[0]:>10.1f}{o[0] / d[0]:>8.2f}{o[1]:>10.0f}{d[1]:>12.0f}")
-    print(f"{'total':<12}{ours:>9.1f}{duck:>10.1f}{ours / duck:>8.2f}")
+    print(f"{'total':<12}{ours_total:>9.1f}{duck:>10.1f}{ours_total / duck:>8.2f}"
+          f"{med['ours_load'][1]:>10.0f}{max(med['duck_load'][1], med['duck_users'][1]):>12.0f}")
     print(f"load throughput: {raw / 1e6 / med['ours_load'][0]:.0f} MB/s of NDJSON "
           f"(decompression floor {raw / 1e6 / floor:.0f} MB/s per core); "
-          f"{args.events / ours / 1e3:.0f}k events/s end to end")
+          f"{args.events / ours_total / 1e3:.0f}k events/s end to end")
 
 
 if __name__ == "__main__":
