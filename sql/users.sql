@@ -16,12 +16,14 @@
 --     (with `name` filled from first_name and last_name when still null).
 -- Internal names hold a `$`, which no column name of identifies can.
 -- A user's anonymous ids (its identity_map rows) are those of its identifies
--- that are linked to it: each was linked by at least one of them. This
+-- that are linked to it: each was linked by at least one of them.
+-- `sorted_distinct` (src/sorted_distinct.rs) lists them once each, sorted,
+-- and an empty list for a user without any. This
 -- keeps every user-sized state in the aggregate, which can spill, rather
 -- than in a join's hash table, which cannot.
 WITH collapsed AS (
     SELECT "il$owner",
-           array_agg(anonymous_id) FILTER (WHERE "il$linked_to" = "il$owner") AS "il$anonymous_ids",
+           sorted_distinct(anonymous_id) FILTER (WHERE "il$linked_to" = "il$owner") AS "il$anonymous_ids",
            min("timestamp") AS first_seen_at,
            max("timestamp") AS last_seen_at,
            count(*) AS identify_count
@@ -35,7 +37,7 @@ traits AS (
     FROM collapsed
 )
 SELECT "il$owner" AS id,
-       array_sort(array_distinct(COALESCE("il$anonymous_ids", arrow_cast(make_array(), 'List(Utf8)')))) AS anonymous_ids,
+       "il$anonymous_ids" AS anonymous_ids,
        first_seen_at,
        last_seen_at,
        identify_count

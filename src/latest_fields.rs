@@ -28,11 +28,10 @@ use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
 };
 
-mod arena;
 mod codec;
 mod record;
 
-use arena::{Arena, Ref};
+use crate::arena::{Arena, Ref};
 use codec::{Codec, Encoded};
 use record::{Key, Parsed};
 
@@ -693,7 +692,8 @@ impl GroupsAccumulator for GroupsLatestFields {
         let mut columns = rows.columns;
         if let Some(filter) = opt_filter {
             // A filtered-out row has no values, which merging skips.
-            let dropped = not(&prep_null_mask_filter(filter))?;
+            let kept = if filter.nulls().is_some() { prep_null_mask_filter(filter) } else { filter.clone() };
+            let dropped = not(&kept)?;
             columns = columns.iter().map(|c| nullif(c, &dropped)).collect::<Result<_, _>>()?;
         }
         let sources = Sources::zeros(width, len).finish(width);

@@ -87,7 +87,8 @@ proptest! {
         // skips a partial aggregation.
         for chunk in rows[b..].chunks(batch) {
             let indices: Vec<usize> = chunk.iter().map(|r| r.0).collect();
-            let state = left.convert_to_state(&arrays(chunk), None).unwrap();
+            let all = BooleanArray::from(vec![true; chunk.len()]);
+            let state = left.convert_to_state(&arrays(chunk), Some(&all)).unwrap();
             left.merge_batch(&state, &indices, groups).unwrap();
         }
         let mut got = values_of(&left.evaluate(EmitTo::First(first.min(groups))).unwrap());

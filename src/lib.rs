@@ -2,6 +2,7 @@
 //! See SPEC.md; `pipeline` holds the stages in the order they run.
 
 pub mod allocator;
+mod arena;
 pub mod cli;
 pub mod config;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod query;
 pub mod session;
+pub mod sorted_distinct;
 pub mod spill_dir;
 pub mod storage;
 pub mod summary;

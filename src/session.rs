@@ -10,6 +10,7 @@ use datafusion::datasource::MemTable;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::memory_pool::TrackConsumersPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::AggregateUDF;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
@@ -18,7 +19,6 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::config::WarehouseConfig;
 use crate::error::{Error, Result};
-use crate::latest::udafs;
 use crate::memory::FairPool;
 use crate::one_phase::OnePhaseAggregate;
 use crate::pipeline::columns::ColumnDef;
@@ -28,6 +28,11 @@ use crate::pipeline::rejects::rejects_schema;
 use crate::spill_dir::{SpillDir, spill_error};
 
 /// The single file of a derived table, replaced whole by each build.
+/// The aggregates our SQL uses besides DataFusion's.
+pub(crate) fn aggregates() -> impl Iterator<Item = AggregateUDF> {
+    crate::latest::udafs().into_iter().chain([crate::sorted_distinct::udaf()])
+}
+
 pub fn derived_file(table: &str) -> String {
     format!("{table}/{table}.parquet")
 }
@@ -98,7 +103,7 @@ fn session_with(
         state = state.with_physical_optimizer_rule(Arc::new(OnePhaseAggregate));
     }
     let ctx = SessionContext::new_with_state(state.build());
-    for udaf in udafs() {
+    for udaf in aggregates() {
         ctx.register_udaf(udaf);
     }
     let base = url::Url::parse(&format!("{}/", warehouse.location.base))

@@ -16,6 +16,8 @@
 use std::cmp::Ordering;
 use std::ops::Range;
 
+use crate::arena::{put_varint, read_varint};
+
 /// A row's order: rows compare by (`timestamp`, `received_at`, `id`), a
 /// null id last.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -54,11 +56,11 @@ impl Parsed {
             return;
         }
         let mut at = 0;
-        let keys = varint(record, &mut at);
+        let keys = read_varint(record, &mut at);
         for _ in 0..keys {
             let timestamp = fixed(record, &mut at);
             let received_at = fixed(record, &mut at);
-            let id = match varint(record, &mut at) {
+            let id = match read_varint(record, &mut at) {
                 0 => None,
                 tag => {
                     let end = at + tag - 1;
@@ -70,11 +72,11 @@ impl Parsed {
             self.keys.push((timestamp, received_at, id));
         }
         for _ in 0..width {
-            let source = varint(record, &mut at);
+            let source = read_varint(record, &mut at);
             self.fields.push(source.checked_sub(1).map(|key| (key, 0..0)));
         }
         for (_, value) in self.fields.iter_mut().flatten() {
-            let len = varint(record, &mut at);
+            let len = read_varint(record, &mut at);
             *value = at..at + len;
             at += len;
         }
@@ -121,29 +123,6 @@ pub(super) fn write<'a>(
     for (_, value) in fields.flatten() {
         put_varint(out, value.len());
         out.extend_from_slice(value);
-    }
-}
-
-fn put_varint(out: &mut Vec<u8>, mut n: usize) {
-    while n >= 0x80 {
-        out.push(n as u8 | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
-/// Records are only ever written by `write`, so reading one cannot fail.
-fn varint(record: &[u8], at: &mut usize) -> usize {
-    let mut n = 0;
-    let mut shift = 0;
-    loop {
-        let byte = record[*at];
-        *at += 1;
-        n |= ((byte & 0x7f) as usize) << shift;
-        if byte < 0x80 {
-            return n;
-        }
-        shift += 7;
     }
 }
 

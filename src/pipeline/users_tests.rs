@@ -12,7 +12,7 @@ fn column(name: &str, column_type: ColumnType) -> ColumnDef {
 /// `identifies` rows: (id, user_id, anonymous_id, timestamp, received_at, trait values…).
 async fn collapse(trait_columns: &[ColumnDef], rows: &str) -> (String, String) {
     let ctx = SessionContext::new();
-    for udaf in crate::latest::udafs() {
+    for udaf in crate::session::aggregates() {
         ctx.register_udaf(udaf);
     }
     let names: Vec<String> = trait_columns.iter().map(|c| quote(&c.name)).collect();

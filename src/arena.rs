@@ -1,16 +1,17 @@
-//! Where the groups' records live: chunks of bytes that records are appended
-//! to, each after its group and length. A rewritten record leaves its old
-//! bytes behind; a chunk left under half full has its live records moved to
-//! the newest chunk and is freed.
+//! Where an aggregate's per-group records live (`latest_fields`,
+//! `sorted_distinct`): chunks of bytes that records are appended to, each
+//! after its group and length. A rewritten record leaves its old
+//! bytes behind; a chunk left under three quarters live has its live
+//! records moved to the newest chunk and is freed.
 //!
 //! A record of its own allocation was freed and reallocated at random over
 //! the heap, which the allocator could not give back: 5M users' records of
 //! 276 MB held ~500 MB of pages. Chunks are freed whole, and at emission
-//! each is freed as soon as its records are decoded (see `emit_all`).
+//! each is freed as soon as its records are decoded (see `drain`).
 
 /// A record's place: its chunk and offset, or none for a group without one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Ref(u64);
+pub(crate) struct Ref(u64);
 
 impl Ref {
     pub const NONE: Ref = Ref(u64::MAX);
@@ -42,7 +43,7 @@ struct Chunk {
 }
 
 #[derive(Debug, Default)]
-pub(super) struct Arena {
+pub(crate) struct Arena {
     chunks: Vec<Option<Chunk>>,
     /// Indices of freed chunks, to reuse.
     spare: Vec<usize>,
@@ -208,6 +209,31 @@ fn header(data: &[u8], offset: usize) -> (u64, usize) {
     let group = u64::from_le_bytes(data[offset..offset + 8].try_into().expect("8 bytes"));
     let len = u32::from_le_bytes(data[offset + 8..offset + HEADER].try_into().expect("4 bytes"));
     (group, len as usize)
+}
+
+/// Appends `n` as a LEB128 varint, the records' numbers.
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut n: usize) {
+    while n >= 0x80 {
+        out.push(n as u8 | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+/// Reads a varint at `at` and moves past it. Records are only ever written
+/// by their aggregate, so reading one cannot fail.
+pub(crate) fn read_varint(record: &[u8], at: &mut usize) -> usize {
+    let mut n = 0;
+    let mut shift = 0;
+    loop {
+        let byte = record[*at];
+        *at += 1;
+        n |= ((byte & 0x7f) as usize) << shift;
+        if byte < 0x80 {
+            return n;
+        }
+        shift += 7;
+    }
 }
 
 #[cfg(test)]
