@@ -46,7 +46,10 @@ def ours(data, wh, memory_limit):
     env = dict(os.environ, RUST_LOG="identify_loader=info")
     wall, rss, log = timed([BIN, "run", "--input", data, "--warehouse", wh, "--memory-limit", memory_limit], env)
     log = re.sub(r"\x1b\[[0-9;]*m", "", log)
-    users = sum(float(s) for s in re.findall(r'built table="\w+" rows=\d+ elapsed_s=([0-9.]+)', log))
+    built = re.findall(r'built table="\w+" rows=\d+ elapsed_s=([0-9.]+)', log)
+    if len(built) != 2:
+        sys.exit(f"expected the build times of identity_map and users in the log, found {len(built)}")
+    users = sum(float(s) for s in built)
     return (wall - users, rss), (users, rss)
 
 

@@ -18,9 +18,9 @@
 -- A user's anonymous ids (its identity_map rows) are those of its identifies
 -- that are linked to it: each was linked by at least one of them.
 -- `sorted_distinct` (src/sorted_distinct.rs) lists them once each, sorted,
--- and an empty list for a user without any. This
--- keeps every user-sized state in the aggregate, which can spill, rather
--- than in a join's hash table, which cannot.
+-- and an empty list for a user without any. This keeps every user-sized
+-- state in the aggregate, which can spill, rather than in a join's hash
+-- table, which cannot.
 WITH collapsed AS (
     SELECT "il$owner",
            sorted_distinct(anonymous_id) FILTER (WHERE "il$linked_to" = "il$owner") AS "il$anonymous_ids",

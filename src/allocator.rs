@@ -1,33 +1,55 @@
-//! The allocator's one setting: how soon freed memory goes back to the OS.
+//! The allocator's settings: how soon freed memory goes back to the OS.
 //!
 //! mimalloc 3 keeps freed pages for a second before returning them. The
 //! collapse frees batches at hundreds of MB a second on other threads than
 //! those that allocate the next ones, so a second's worth stayed resident:
 //! 5M build-users peaked at 1.20 GB with the default, 0.99 GB at 50 ms
-//! (1.23 GB / 0.98 GB at 250 / 10 ms), for ~2 s more system time in `run`.
-//! `MIMALLOC_PURGE_DELAY` in the environment still decides, as mimalloc's
-//! own options do.
+//! (1.10 GB / 0.98 GB at 250 / 10 ms), for ~2 s more system time in `run`.
+//! A purge delay set in the environment (`MIMALLOC_PURGE_DELAY`, or its old
+//! name `MIMALLOC_RESET_DELAY`, in any case, as mimalloc reads them) is left
+//! to decide.
 
-use libmimalloc_sys::{mi_option_get, mi_option_set, mi_option_t};
+use libmimalloc_sys::{mi_collect, mi_option_get, mi_option_set, mi_option_t};
 
 /// mimalloc's `mi_option_purge_delay`, the 16th of its `mi_option_e`
 /// (libmimalloc-sys has no constant for it; a test pins the index).
 const PURGE_DELAY: mi_option_t = 15;
 const PURGE_DELAY_MS: i64 = 50;
 
-/// Call first in `main`, before any other thread exists: mimalloc's
-/// options are not synchronised.
+/// Sets the purge delay to 50 ms unless the environment sets it.
+///
+/// # Safety
+///
+/// mimalloc's options are not synchronised: call this before any other
+/// thread exists (first in `main`).
 #[allow(unsafe_code)]
-pub fn return_freed_memory_sooner() {
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
-        return;
+pub unsafe fn return_freed_memory_sooner() {
+    let set_outside = std::env::vars_os().any(|(name, _)| {
+        name.to_str().is_some_and(|name| {
+            name.eq_ignore_ascii_case("MIMALLOC_PURGE_DELAY")
+                || name.eq_ignore_ascii_case("MIMALLOC_RESET_DELAY")
+        })
+    });
+    if !set_outside {
+        // SAFETY: one integer in mimalloc's option table, in range, with no
+        // other thread running (the caller's contract).
+        unsafe { mi_option_set(PURGE_DELAY, PURGE_DELAY_MS as _) }
     }
-    // SAFETY: sets one integer in mimalloc's option table, in range, with
-    // no other thread running; no memory is handed over.
-    unsafe { mi_option_set(PURGE_DELAY, PURGE_DELAY_MS as _) }
 }
 
-/// The delay in force, in milliseconds.
+/// Returns what freed pages hold to the OS now, whichever thread freed
+/// them. `run` calls it between the load and build-users: the load's last
+/// buffers, freed on threads that then went idle or ended, were still
+/// resident when build-users reached its peak (5M `run`: 1.3–1.5 GB
+/// without it, 1.05–1.07 GB with it, and 1.03 GB with a pause instead).
+#[allow(unsafe_code)]
+pub fn release_freed_memory() {
+    // SAFETY: mimalloc's collection may run on any thread at any time; it
+    // hands no memory to the caller.
+    unsafe { mi_collect(true) }
+}
+
+/// The purge delay in force, in milliseconds.
 #[allow(unsafe_code)]
 pub fn purge_delay_ms() -> i64 {
     // SAFETY: reads one integer of mimalloc's option table, in range.
@@ -42,7 +64,9 @@ mod tests {
     /// near it has: the index is the purge delay's.
     #[test]
     fn the_option_index_is_the_purge_delay() {
-        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none()
+            && std::env::var_os("MIMALLOC_RESET_DELAY").is_none()
+        {
             assert_eq!(purge_delay_ms(), 1000);
         }
     }

@@ -48,7 +48,7 @@ pub(crate) struct Arena {
     /// Indices of freed chunks, to reuse.
     spare: Vec<usize>,
     current: Option<usize>,
-    /// Chunks under half full, to empty.
+    /// Chunks under three quarters live, to empty.
     sparse: Vec<usize>,
     /// Groups emitted and forgotten before the current first one.
     forgotten: u64,
@@ -107,8 +107,8 @@ impl Arena {
         self.forgotten += n as u64;
     }
 
-    /// Moves the live records of chunks under half full to the newest chunk
-    /// and frees those chunks.
+    /// Moves the live records of sparse chunks to the newest chunk and frees
+    /// those chunks.
     pub fn tidy(&mut self, refs: &mut [Ref]) {
         while let Some(index) = self.sparse.pop() {
             let Some(chunk) = self.release(index) else { continue };

@@ -10,8 +10,8 @@
 //! DataFusion's `last_value(… ORDER BY …) FILTER (…)` computes the same thing
 //! but keeps each group's ordering as `ScalarValue`s and emits partial states
 //! many times the size of the input. These are `latest_fields` over a struct
-//! of the one value, which keeps each group's best row as a pointer into the
-//! input instead.
+//! of the one value, which keeps each group's winning value and key in one
+//! small record instead.
 
 use std::cmp::Ordering;
 use std::sync::Arc;
@@ -214,9 +214,8 @@ mod tests {
     }
 
     proptest! {
-        /// Any batching, compaction, split into partial states and merge,
-        /// and emission in two parts give the latest (earliest) non-null
-        /// value.
+        /// Any batching, split into partial states and merge, and emission
+        /// in two parts give the latest (earliest) non-null value.
         #[test]
         fn matches_a_sort(
             rows in prop::collection::vec((0..7usize, 0..4i64, 0..3i64, prop::option::of(0..100i64)), 0..200),

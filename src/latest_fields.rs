@@ -114,9 +114,8 @@ impl AggregateUDFImpl for LatestFields {
     }
 }
 
-/// Candidate rows: input rows, whose fields share the row's key, or states
-/// (and compacted rows), one row per group, whose fields each name one of
-/// the group's keys.
+/// Candidate rows: input rows, whose fields share the row's key, or states,
+/// one row per group, whose fields each name one of the group's keys.
 #[derive(Debug)]
 struct Rows {
     columns: Vec<ArrayRef>,
@@ -146,9 +145,8 @@ impl Listed {
 }
 
 /// A field's source is one of its group's keys, which are at most as many
-/// as the fields: it takes the narrowest integer that holds the width. As
-/// u32 the sources were a quarter of the state (26 traits: 104 of a group's
-/// ~460 bytes), held twice while compaction builds the next state.
+/// as the fields: a state's sources take the narrowest integer that holds
+/// the width (as u32 they were a quarter of a spilled state).
 fn source_type(width: usize) -> DataType {
     if width <= 1 << 8 {
         DataType::UInt8
@@ -339,7 +337,7 @@ impl Keys {
         Keys {
             timestamp: Vec::with_capacity(groups),
             received_at: Vec::with_capacity(groups),
-            id: BinaryBuilder::with_capacity(groups, groups * 36),
+            id: BinaryBuilder::with_capacity(groups, 0),
             offsets,
             sources: Sources::with_capacity(width, groups * width),
         }
@@ -352,7 +350,8 @@ impl Keys {
             self.received_at.push(key.received_at);
             self.id.append_option(key.id);
         }
-        // A field without a value names the first key, and merging skips it.
+        // A field without a value names the first key, and merging skips it
+        // (a group without a record has no keys: the index is never read).
         (0..width).for_each(|field| self.sources.push(parsed.field(field).map_or(0, |(key, _)| key)));
         self.offsets.push(self.timestamp.len() as i32);
     }

@@ -27,12 +27,12 @@ use crate::pipeline::identifies::{discards_schema, identifies_schema};
 use crate::pipeline::rejects::rejects_schema;
 use crate::spill_dir::{SpillDir, spill_error};
 
-/// The single file of a derived table, replaced whole by each build.
 /// The aggregates our SQL uses besides DataFusion's.
 pub(crate) fn aggregates() -> impl Iterator<Item = AggregateUDF> {
     crate::latest::udafs().into_iter().chain([crate::sorted_distinct::udaf()])
 }
 
+/// The single file of a derived table, replaced whole by each build.
 pub fn derived_file(table: &str) -> String {
     format!("{table}/{table}.parquet")
 }

@@ -312,6 +312,34 @@ mod tests {
         }
     }
 
+    /// Values of ~2 KB over a few hundred groups fill several chunks;
+    /// emitting the first groups renumbers the rest, which still merge.
+    #[test]
+    fn large_values_over_many_chunks_survive_a_partial_emission() {
+        let value = |group: usize, n: usize| format!("{n}{}", "v".repeat(2000 + group % 7));
+        let mut acc = GroupsSortedDistinct::default();
+        let feed =
+            |acc: &mut GroupsSortedDistinct, n: usize, groups: std::ops::Range<usize>, total: usize| {
+                let start = groups.start;
+                let values: ArrayRef =
+                    Arc::new(StringArray::from_iter_values(groups.clone().map(|g| value(g, n))));
+                let indices: Vec<usize> = groups.map(|g| g - start).collect();
+                acc.update_batch(&[values], &indices, None, total).unwrap();
+            };
+        for n in [2, 1, 2] {
+            feed(&mut acc, n, 0..300, 300);
+        }
+        let first = lists(&acc.evaluate(EmitTo::First(100)).unwrap());
+        assert_eq!(first, (0..100).map(|g| vec![value(g, 1), value(g, 2)]).collect::<Vec<_>>());
+        // Groups 100..300 are now 0..200: the first 150 get a third value.
+        let values: ArrayRef = Arc::new(StringArray::from_iter_values((100..250).map(|g| value(g, 3))));
+        acc.update_batch(&[values], &(0..150).collect::<Vec<_>>(), None, 200).unwrap();
+        let rest = lists(&acc.evaluate(EmitTo::All).unwrap());
+        let expected: Vec<Vec<String>> =
+            (100..300).map(|g| (1..if g < 250 { 4 } else { 3 }).map(|n| value(g, n)).collect()).collect();
+        assert_eq!(rest, expected);
+    }
+
     #[test]
     fn one_group_lists_its_distinct_values_sorted() {
         let mut acc = OneGroup::default();

@@ -1,8 +1,8 @@
-//! A group's state in `latest_fields`, encoded in one allocation of its own:
-//! the distinct keys its values came from, each field's key, and the
-//! values' bytes. A newer row rewrites its group's record, and the old one
-//! is freed at once, so the state is only the winning values: held input
-//! batches pointing at them were twice the state between compactions.
+//! A group's state in `latest_fields`, encoded as one record (kept in an
+//! `Arena`): the distinct keys its values came from, each field's key, and
+//! the values' bytes. A newer row rewrites its group's record, so the state
+//! is only the winning values: the input batches the winners came in, which
+//! the aggregate held before, were twice the state between compactions.
 //!
 //! Layout, numbers as LEB128 varints:
 //! - the number of keys, then per key its `timestamp` and `received_at` as

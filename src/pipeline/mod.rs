@@ -61,6 +61,7 @@ async fn locked(config: &LoadConfig, stores: &Stores, build_threads: Option<usiz
     let warehouse = open_warehouse(stores, &config.warehouse.warehouse).await?;
     let lock = lock::Lock::acquire(&warehouse, &run_id, config.warehouse.now).await?;
     let mut outcome = load_locked(config, stores, &warehouse, &run_id).await;
+    crate::allocator::release_freed_memory();
     if let (Ok(summary), Some(threads)) = (&mut outcome, build_threads) {
         match users::current_users(&warehouse).await {
             Ok(Some(users)) => summary.users = Some(users),
