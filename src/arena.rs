@@ -31,8 +31,8 @@ impl Ref {
 
 const CHUNK: usize = 256 * 1024;
 /// A record's header: its group (counted from the first group ever, see
-/// [`Arena::forget`]) and its length.
-const HEADER: usize = 12;
+/// [`Arena::forget`]) and its length, as varints: at most this long.
+const HEADER: usize = 20;
 
 #[derive(Debug)]
 struct Chunk {
@@ -66,8 +66,7 @@ impl Arena {
             return &[];
         }
         let data = &self.chunks[at.chunk()].as_ref().expect("a live chunk").data;
-        let (_, len) = header(data, at.offset());
-        let start = at.offset() + HEADER;
+        let (_, start, len) = header(data, at.offset());
         &data[start..start + len]
     }
 
@@ -81,10 +80,10 @@ impl Arena {
         let absolute = group as u64 + self.forgotten;
         let chunk = self.chunks[current].as_mut().expect("the current chunk");
         let offset = chunk.data.len();
-        chunk.data.extend_from_slice(&absolute.to_le_bytes());
-        chunk.data.extend_from_slice(&(record.len() as u32).to_le_bytes());
+        put_varint(&mut chunk.data, absolute as usize);
+        put_varint(&mut chunk.data, record.len());
         chunk.data.extend_from_slice(record);
-        chunk.live += need;
+        chunk.live += chunk.data.len() - offset;
         Ref::new(current, offset)
     }
 
@@ -94,8 +93,8 @@ impl Arena {
         }
         let current = self.current;
         let chunk = self.chunks[at.chunk()].as_mut().expect("a live chunk");
-        let (_, len) = header(&chunk.data, at.offset());
-        chunk.live -= HEADER + len;
+        let (_, start, len) = header(&chunk.data, at.offset());
+        chunk.live -= start + len - at.offset();
         if !chunk.listed && sparse(chunk) && current != Some(at.chunk()) {
             chunk.listed = true;
             self.sparse.push(at.chunk());
@@ -185,9 +184,8 @@ fn live<'c>(
     let mut offset = 0;
     std::iter::from_fn(move || {
         while offset < chunk.data.len() {
-            let (absolute, len) = header(&chunk.data, offset);
+            let (absolute, start, len) = header(&chunk.data, offset);
             let at = Ref::new(index, offset);
-            let start = offset + HEADER;
             offset = start + len;
             let group = absolute.checked_sub(forgotten).map(|g| g as usize);
             if let Some(group) = group.filter(|&g| refs.get(g) == Some(&at)) {
@@ -205,10 +203,13 @@ fn sparse(chunk: &Chunk) -> bool {
     chunk.live < chunk.data.len() / 4 * 3
 }
 
-fn header(data: &[u8], offset: usize) -> (u64, usize) {
-    let group = u64::from_le_bytes(data[offset..offset + 8].try_into().expect("8 bytes"));
-    let len = u32::from_le_bytes(data[offset + 8..offset + HEADER].try_into().expect("4 bytes"));
-    (group, len as usize)
+/// The group of the record at `offset`, where its bytes start, and their
+/// length.
+fn header(data: &[u8], offset: usize) -> (u64, usize, usize) {
+    let mut at = offset;
+    let group = read_varint(data, &mut at) as u64;
+    let len = read_varint(data, &mut at);
+    (group, at, len)
 }
 
 /// Appends `n` as a LEB128 varint, the records' numbers.

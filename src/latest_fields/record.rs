@@ -8,7 +8,9 @@
 //! - the number of keys, then per key its `timestamp` and `received_at` as
 //!   8 little-endian bytes each and its id (0 for null, else length + 1,
 //!   then the bytes);
-//! - per field, its key's index + 1, or 0 when the field has no value;
+//! - per field, its key's index + 1, or 0 when the field has no value; with
+//!   one key (most groups: their latest row has every field), a bitmap of
+//!   the fields that have one instead, 4 bytes for 26 fields against 26;
 //! - per field with a value, its length and bytes (see `codec.rs`).
 //!
 //! An empty record is a group with nothing yet.
@@ -71,9 +73,16 @@ impl Parsed {
             };
             self.keys.push((timestamp, received_at, id));
         }
-        for _ in 0..width {
-            let source = read_varint(record, &mut at);
-            self.fields.push(source.checked_sub(1).map(|key| (key, 0..0)));
+        if keys == 1 {
+            let bits = &record[at..at + width.div_ceil(8)];
+            at += bits.len();
+            let has = |field: usize| bits[field / 8] >> (field % 8) & 1 == 1;
+            self.fields.extend((0..width).map(|field| has(field).then_some((0, 0..0))));
+        } else {
+            for _ in 0..width {
+                let source = read_varint(record, &mut at);
+                self.fields.push(source.checked_sub(1).map(|key| (key, 0..0)));
+            }
         }
         for (_, value) in self.fields.iter_mut().flatten() {
             let len = read_varint(record, &mut at);
@@ -105,6 +114,7 @@ pub(super) fn write<'a>(
     fields: impl Iterator<Item = Option<(usize, &'a [u8])>> + Clone,
 ) {
     out.clear();
+    let one = keys.len() == 1;
     put_varint(out, keys.len());
     for key in keys {
         out.extend_from_slice(&key.timestamp.to_le_bytes());
@@ -117,8 +127,19 @@ pub(super) fn write<'a>(
             }
         }
     }
-    for field in fields.clone() {
-        put_varint(out, field.map_or(0, |(key, _)| key + 1));
+    if one {
+        let start = out.len();
+        let width = fields.clone().count();
+        out.resize(start + width.div_ceil(8), 0);
+        for (field, value) in fields.clone().enumerate() {
+            if value.is_some() {
+                out[start + field / 8] |= 1 << (field % 8);
+            }
+        }
+    } else {
+        for field in fields.clone() {
+            put_varint(out, field.map_or(0, |(key, _)| key + 1));
+        }
     }
     for (_, value) in fields.flatten() {
         put_varint(out, value.len());
@@ -154,6 +175,24 @@ mod tests {
         }
         assert_eq!(parsed.key(&out, 0), keys[0]);
         assert_eq!(parsed.key(&out, 1), keys[1]);
+    }
+
+    /// With one key the fields that have a value are a bitmap, here over
+    /// more than a byte.
+    #[test]
+    fn a_record_of_one_key_reads_back_as_written() {
+        let keys = [Key { timestamp: 1, received_at: 2, id: Some(&b"e"[..]) }];
+        let fields: Vec<Option<(usize, &[u8])>> =
+            (0..11).map(|f| (f % 3 != 1).then_some((0, &b"vvv"[..f % 4]))).collect();
+        let mut out = Vec::new();
+        write(&mut out, keys.iter().copied(), fields.iter().copied());
+        let mut parsed = Parsed::default();
+        parsed.read(&out, fields.len());
+        for (field, expected) in fields.iter().enumerate() {
+            let got = parsed.field(field).map(|(key, value)| (key, &out[value]));
+            assert_eq!(got, *expected);
+        }
+        assert_eq!(parsed.key(&out, 0), keys[0]);
     }
 
     #[test]
