@@ -9,6 +9,9 @@
 //! 276 MB held ~500 MB of pages. Chunks are freed whole, and at emission
 //! each is freed as soon as its records are decoded (see `drain`).
 
+use datafusion::arrow::array::{Array, BooleanArray};
+use datafusion::logical_expr::EmitTo;
+
 /// A record's place: its chunk and offset, or none for a group without one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Ref(u64);
@@ -106,6 +109,15 @@ impl Arena {
         self.forgotten += n as u64;
     }
 
+    /// Lets the first `n` groups of `refs` go, once emitted: frees their
+    /// records, renumbers the rest from 0, and empties the chunks that left
+    /// sparse.
+    pub fn let_go(&mut self, refs: &mut Vec<Ref>, n: usize) {
+        refs.drain(..n).for_each(|at| self.free(at));
+        self.forget(n);
+        self.tidy(refs);
+    }
+
     /// Moves the live records of sparse chunks to the newest chunk and frees
     /// those chunks.
     pub fn tidy(&mut self, refs: &mut [Ref]) {
@@ -194,6 +206,19 @@ fn live<'c>(
         }
         None
     })
+}
+
+/// How many groups `emit_to` takes of `groups`.
+pub(crate) fn first_groups(emit_to: EmitTo, groups: usize) -> usize {
+    match emit_to {
+        EmitTo::All => groups,
+        EmitTo::First(n) => n.min(groups),
+    }
+}
+
+/// Whether an aggregate's `FILTER` keeps `row` (a null keeps nothing).
+pub(crate) fn selected(filter: Option<&BooleanArray>, row: usize) -> bool {
+    filter.is_none_or(|f| f.is_valid(row) && f.value(row))
 }
 
 /// Under three quarters live: emptied, the chunk's live records are copied

@@ -31,7 +31,7 @@ use datafusion::logical_expr::{
 mod codec;
 mod record;
 
-use crate::arena::{Arena, Ref};
+use crate::arena::{Arena, Ref, first_groups, selected};
 use codec::{Codec, Encoded};
 use record::{Key, Parsed};
 
@@ -201,12 +201,9 @@ impl Sources {
 
     /// Every field of `rows` rows from their row's first key.
     fn zeros(width: usize, rows: usize) -> Self {
-        let len = width * rows;
-        match source_type(width) {
-            DataType::UInt8 => Sources::U8(vec![0; len]),
-            DataType::UInt16 => Sources::U16(vec![0; len]),
-            _ => Sources::U32(vec![0; len]),
-        }
+        let mut sources = Sources::with_capacity(width, width * rows);
+        (0..width * rows).for_each(|_| sources.push(0));
+        sources
     }
 
     /// `source` is below the width, which picked a type that holds it.
@@ -474,7 +471,7 @@ impl GroupsLatestFields {
         // Per field, its key among `keys`, and whether its value is new.
         let mut sources: Vec<Option<(usize, bool)>> = Vec::with_capacity(width);
         for (row, &group) in groups.iter().enumerate() {
-            if filter.is_some_and(|f| !f.is_valid(row) || !f.value(row)) {
+            if !selected(filter, row) {
                 continue;
             }
             let record = arena.get(refs[group]);
@@ -549,9 +546,7 @@ impl GroupsLatestFields {
             decode(&mut self.parsed, &self.codecs, &records, &mut parts, emitted_keys.as_mut())?;
         }
         if take {
-            self.refs.drain(..n).for_each(|at| self.arena.free(at));
-            self.arena.forget(n);
-            self.arena.tidy(&mut self.refs);
+            self.arena.let_go(&mut self.refs, n);
         }
         let columns = parts
             .into_iter()
@@ -621,11 +616,7 @@ impl GroupsLatestFields {
     }
 
     fn take(&mut self, emit_to: EmitTo, keys: bool) -> Result<Emitted> {
-        let n = match emit_to {
-            EmitTo::All => self.refs.len(),
-            EmitTo::First(n) => n.min(self.refs.len()),
-        };
-        self.emit(n, true, keys)
+        self.emit(first_groups(emit_to, self.refs.len()), true, keys)
     }
 
     fn values(&self, columns: Vec<ArrayRef>) -> ArrayRef {

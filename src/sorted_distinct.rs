@@ -24,7 +24,7 @@ use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
 };
 
-use crate::arena::{Arena, Ref, put_varint, read_varint};
+use crate::arena::{Arena, Ref, first_groups, put_varint, read_varint, selected};
 
 /// The `sorted_distinct` aggregate, to register on a session.
 pub fn udaf() -> AggregateUDF {
@@ -89,13 +89,8 @@ struct GroupsSortedDistinct {
 impl GroupsSortedDistinct {
     fn insert(&mut self, group: usize, value: &[u8]) {
         let record = self.arena.get(self.refs[group]);
-        let mut at = 0;
         let mut split = record.len();
-        while at < record.len() {
-            let start = at;
-            let len = read_varint(record, &mut at);
-            let existing = &record[at..at + len];
-            at += len;
+        for (start, existing) in values(record) {
             match existing.cmp(value) {
                 std::cmp::Ordering::Less => continue,
                 std::cmp::Ordering::Equal => return,
@@ -116,29 +111,31 @@ impl GroupsSortedDistinct {
 
     /// The first `n` groups' lists; the groups are let go.
     fn take(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let n = match emit_to {
-            EmitTo::All => self.refs.len(),
-            EmitTo::First(n) => n.min(self.refs.len()),
-        };
+        let n = first_groups(emit_to, self.refs.len());
         let mut offsets = Vec::with_capacity(n + 1);
         offsets.push(0i32);
-        let mut values = BinaryBuilder::new();
+        let mut bytes = BinaryBuilder::new();
         for at in &self.refs[..n] {
-            let record = self.arena.get(*at);
-            let mut i = 0;
-            while i < record.len() {
-                let len = read_varint(record, &mut i);
-                values.append_value(&record[i..i + len]);
-                i += len;
-            }
-            offsets.push(values.len() as i32);
+            values(self.arena.get(*at)).for_each(|(_, value)| bytes.append_value(value));
+            offsets.push(bytes.len() as i32);
         }
-        self.refs.drain(..n).for_each(|at| self.arena.free(at));
-        self.arena.forget(n);
-        self.arena.tidy(&mut self.refs);
-        let values = StringArray::try_from_binary(values.finish())?;
+        self.arena.let_go(&mut self.refs, n);
+        let values = StringArray::try_from_binary(bytes.finish())?;
         Ok(list(OffsetBuffer::new(offsets.into()), Arc::new(values)))
     }
+}
+
+/// A record's values, each with where it starts in the record.
+fn values(record: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        (at < record.len()).then(|| {
+            let start = at;
+            let len = read_varint(record, &mut at);
+            at += len;
+            (start, &record[at - len..at])
+        })
+    })
 }
 
 fn list(offsets: OffsetBuffer<i32>, values: ArrayRef) -> ArrayRef {
@@ -156,8 +153,7 @@ impl GroupsAccumulator for GroupsSortedDistinct {
         self.refs.resize(total_num_groups, Ref::NONE);
         let values = strings(&values[0])?;
         for (row, &group) in group_indices.iter().enumerate() {
-            let passes = opt_filter.is_none_or(|f| f.is_valid(row) && f.value(row));
-            if passes && values.is_valid(row) {
+            if selected(opt_filter, row) && values.is_valid(row) {
                 self.insert(group, values.value(row).as_bytes());
             }
         }
@@ -202,11 +198,8 @@ impl GroupsAccumulator for GroupsSortedDistinct {
         opt_filter: Option<&BooleanArray>,
     ) -> Result<Vec<ArrayRef>> {
         let values = strings(&values[0])?;
-        let keep: BooleanArray = (0..values.len())
-            .map(|row| {
-                Some(values.is_valid(row) && opt_filter.is_none_or(|f| f.is_valid(row) && f.value(row)))
-            })
-            .collect();
+        let keep: BooleanArray =
+            (0..values.len()).map(|row| Some(values.is_valid(row) && selected(opt_filter, row))).collect();
         let lengths = keep.values().iter().map(usize::from);
         let kept = filter(&values, &keep)?;
         Ok(vec![list(OffsetBuffer::from_lengths(lengths), kept)])

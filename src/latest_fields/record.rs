@@ -165,6 +165,11 @@ mod tests {
             Key { timestamp: 1 << 40, received_at: 3, id: Some(b"e1") },
         ];
         let fields = [Some((1, &b"ab"[..])), None, Some((0, &long[..])), Some((1, &b""[..]))];
+        reads_back(&keys, &fields);
+    }
+
+    /// Writes a record of `keys` and `fields` and checks that it reads back.
+    fn reads_back(keys: &[Key<'_>], fields: &[Option<(usize, &[u8])>]) {
         let mut out = Vec::new();
         write(&mut out, keys.iter().copied(), fields.iter().copied());
         let mut parsed = Parsed::default();
@@ -173,8 +178,9 @@ mod tests {
             let got = parsed.field(field).map(|(key, value)| (key, &out[value]));
             assert_eq!(got, *expected);
         }
-        assert_eq!(parsed.key(&out, 0), keys[0]);
-        assert_eq!(parsed.key(&out, 1), keys[1]);
+        for (index, key) in keys.iter().enumerate() {
+            assert_eq!(parsed.key(&out, index), *key);
+        }
     }
 
     /// With one key the fields that have a value are a bitmap, here over
@@ -184,15 +190,7 @@ mod tests {
         let keys = [Key { timestamp: 1, received_at: 2, id: Some(&b"e"[..]) }];
         let fields: Vec<Option<(usize, &[u8])>> =
             (0..11).map(|f| (f % 3 != 1).then_some((0, &b"vvv"[..f % 4]))).collect();
-        let mut out = Vec::new();
-        write(&mut out, keys.iter().copied(), fields.iter().copied());
-        let mut parsed = Parsed::default();
-        parsed.read(&out, fields.len());
-        for (field, expected) in fields.iter().enumerate() {
-            let got = parsed.field(field).map(|(key, value)| (key, &out[value]));
-            assert_eq!(got, *expected);
-        }
-        assert_eq!(parsed.key(&out, 0), keys[0]);
+        reads_back(&keys, &fields);
     }
 
     #[test]
