@@ -20,14 +20,7 @@ use identify_loader::{Error, inspect, pipeline};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[allow(unsafe_code)]
-fn tune_allocator() {
-    // SAFETY: the first thing `main` does, before any other thread exists.
-    unsafe { identify_loader::allocator::return_freed_memory_sooner() }
-}
-
 fn main() -> ExitCode {
-    tune_allocator();
     let cli = Cli::parse();
     init_logging(&cli);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();

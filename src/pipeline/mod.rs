@@ -61,7 +61,6 @@ async fn locked(config: &LoadConfig, stores: &Stores, build_threads: Option<usiz
     let warehouse = open_warehouse(stores, &config.warehouse.warehouse).await?;
     let lock = lock::Lock::acquire(&warehouse, &run_id, config.warehouse.now).await?;
     let mut outcome = load_locked(config, stores, &warehouse, &run_id).await;
-    crate::allocator::release_freed_memory();
     if let (Ok(summary), Some(threads)) = (&mut outcome, build_threads) {
         match users::current_users(&warehouse).await {
             Ok(Some(users)) => summary.users = Some(users),
@@ -139,6 +138,7 @@ async fn load_locked(
     );
 
     ingest.done_reading();
+    crate::allocator::return_freed_memory_sooner();
     let resolved = ingest.columns.resolve(config.max_columns, run_id);
     let written = write::write_tables(
         warehouse,

@@ -27,6 +27,7 @@ const BUILT_FROM: &str = "identify_loader.log_version";
 
 /// Rebuilds both derived tables; returns the number of users.
 pub async fn build_users(config: &WarehouseConfig, warehouse: &Warehouse, threads: usize) -> Result<u64> {
+    crate::allocator::return_freed_memory_sooner();
     let state = warehouse.open().await?;
     let version = state.version;
     remove_partial_files(warehouse);
