@@ -397,6 +397,29 @@ mod tests {
     }
 
     #[test]
+    fn a_corrupt_block_is_an_error_not_a_panic() {
+        let mut stage = Stage::new(None).unwrap();
+        for i in 0..1000 {
+            stage.push_event("2024-01-01", &event(&format!("event-{i}"))).unwrap();
+        }
+        drop(stage.read_events("2024-01-01").unwrap());
+        let path = stage.partitions["2024-01-01"].path.clone();
+        let mut bytes = std::fs::read(&path).unwrap();
+        // Past the block header: the compressed bytes themselves.
+        bytes[8..200].fill(0xff);
+        std::fs::write(&path, bytes).unwrap();
+        let mut records = stage.read_events("2024-01-01").unwrap();
+        let error = loop {
+            match records.next_record() {
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("a corrupt block read back whole"),
+                Err(e) => break e,
+            }
+        };
+        assert!(!error.to_string().is_empty());
+    }
+
+    #[test]
     fn records_span_many_blocks_and_roll_back_to_a_block_boundary() {
         let mut stage = Stage::new(None).unwrap();
         let all: Vec<String> = (0..20_000).map(|i| format!("event-{i}-{}", "x".repeat(i % 50))).collect();
