@@ -1,16 +1,17 @@
 //! The allocator's settings: how soon freed memory goes back to the OS.
 //!
 //! mimalloc 3 keeps freed pages for a second before returning them. That
-//! suits the load, which frees and reallocates the same few hundred MB of
-//! buffers all along: returning them sooner made it ~8% slower (1M load,
-//! 50 ms against the default: 0.4–1 s more wall, twice the system time,
-//! in page faults and TLB shootdowns). The collapse instead frees batches
-//! at hundreds of MB a second on other threads than those that allocate
-//! the next ones, so a second's worth stayed resident: 5M build-users
-//! peaked at 1.20 GB with the default, 0.99 GB at 50 ms (1.10 GB / 0.98 GB
-//! at 250 / 10 ms). So build-users, alone or after a load in `run`, first
-//! returns what is free and shortens the delay. A purge delay set in the
-//! environment (`MIMALLOC_PURGE_DELAY`, or its old name
+//! suits the load's parsing, which frees and reallocates the same few
+//! hundred MB of buffers all along: returning them after 50 ms made the 1M
+//! load ~10% slower (twice the system time, in page faults and TLB
+//! shootdowns). The collapse instead frees batches at hundreds of MB a
+//! second on other threads than those that allocate the next ones, so a
+//! second's worth stayed resident: 5M build-users peaked at 1.20 GB with
+//! the default, 0.99 GB at 50 ms (1.10 GB / 0.98 GB at 250 / 10 ms). And
+//! the default through the whole load left its buffers resident under
+//! build-users in `run` (5M: 1105 MB). So pass two of the load and
+//! build-users first return what is free and shorten the delay. A purge
+//! delay set in the environment (`MIMALLOC_PURGE_DELAY`, or its old name
 //! `MIMALLOC_RESET_DELAY`, in any case, as mimalloc reads them) is left to
 //! decide.
 
@@ -19,14 +20,14 @@ use libmimalloc_sys::{mi_collect, mi_option_get, mi_option_set, mi_option_t};
 /// mimalloc's `mi_option_purge_delay`, the 16th of its `mi_option_e`
 /// (libmimalloc-sys has no constant for it; a test pins the index).
 const PURGE_DELAY: mi_option_t = 15;
-const COLLAPSE_PURGE_DELAY_MS: i64 = 50;
+const SHORT_PURGE_DELAY_MS: i64 = 50;
 
-/// Prepares the allocator for build-users: returns what freed pages hold
-/// to the OS now, whichever thread freed them (in `run`, the load's last
-/// buffers, freed on threads that then went idle or ended, were still
-/// resident at build-users' peak: 5M `run` peaked at 1.3–1.5 GB without
-/// this, 1.05–1.07 GB with it), then sets the purge delay to 50 ms unless
-/// the environment sets it.
+/// Called as pass two of a load and as build-users start: returns what
+/// freed pages hold to the OS now, whichever thread freed them (in `run`,
+/// the load's last buffers, freed on threads that then went idle or ended,
+/// were still resident at build-users' peak: 5M `run` peaked at 1.3–1.5 GB
+/// without this, 1.05–1.07 GB with it), then sets the purge delay to 50 ms
+/// unless the environment sets it.
 #[allow(unsafe_code)]
 pub fn return_freed_memory_sooner() {
     // SAFETY: mimalloc's collection may run on any thread at any time; it
@@ -44,7 +45,7 @@ pub fn return_freed_memory_sooner() {
         // lazy option initialisation writes it from whichever thread reads
         // an option first; an aligned `long` store is a single store on the
         // targets we build, so a reader sees the old delay or the new one.
-        unsafe { mi_option_set(PURGE_DELAY, COLLAPSE_PURGE_DELAY_MS as _) }
+        unsafe { mi_option_set(PURGE_DELAY, SHORT_PURGE_DELAY_MS as _) }
     }
 }
 

@@ -409,14 +409,13 @@ mod tests {
         bytes[8..200].fill(0xff);
         std::fs::write(&path, bytes).unwrap();
         let mut records = stage.read_events("2024-01-01").unwrap();
-        let error = loop {
+        loop {
             match records.next_record() {
                 Ok(Some(_)) => {}
                 Ok(None) => panic!("a corrupt block read back whole"),
-                Err(e) => break e,
+                Err(_) => break,
             }
-        };
-        assert!(!error.to_string().is_empty());
+        }
     }
 
     #[test]
