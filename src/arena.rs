@@ -286,12 +286,7 @@ mod tests {
         }
         assert!(arena.bytes() <= 2 * before + 2 * CHUNK, "{} > 2 × {before}", arena.bytes());
         // After the first 500 groups are emitted, the rest are renumbered.
-        for at in &refs[..500] {
-            arena.free(*at);
-        }
-        refs.drain(..500);
-        arena.forget(500);
-        arena.tidy(&mut refs);
+        arena.let_go(&mut refs, 500);
         let mut seen = vec![false; refs.len()];
         arena.drain(&refs, |records| {
             for &(group, bytes) in records {

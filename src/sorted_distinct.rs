@@ -36,8 +36,12 @@ struct SortedDistinct {
     signature: Signature,
 }
 
+fn list_field() -> FieldRef {
+    Arc::new(Field::new_list_field(DataType::Utf8, true))
+}
+
 fn list_type() -> DataType {
-    DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)))
+    DataType::List(list_field())
 }
 
 impl AggregateUDFImpl for SortedDistinct {
@@ -139,7 +143,7 @@ fn values(record: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
 }
 
 fn list(offsets: OffsetBuffer<i32>, values: ArrayRef) -> ArrayRef {
-    Arc::new(ListArray::new(Arc::new(Field::new_list_field(DataType::Utf8, true)), offsets, values, None))
+    Arc::new(ListArray::new(list_field(), offsets, values, None))
 }
 
 impl GroupsAccumulator for GroupsSortedDistinct {
