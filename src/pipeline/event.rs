@@ -54,8 +54,15 @@ pub struct Event {
     pub original_timestamp: Option<Micros>,
     pub sent_at: Option<Micros>,
     pub channel: Option<String>,
-    pub traits: String,
+    /// The leaves, and the merged traits' JSON at the start of their text.
     pub leaves: Leaves,
+}
+
+impl Event {
+    /// The merged traits as compact JSON: the `traits` column.
+    pub fn traits(&self) -> &str {
+        self.leaves.traits()
+    }
 }
 
 // Most lines are identifies: boxing the event would be one more allocation
@@ -165,7 +172,6 @@ fn parse(line: &[u8], opts: &ParseOptions) -> Result<Outcome, Rejected> {
             Raw::String(s) => s.into_owned(),
             _ => super::json::minify(c.get()),
         }),
-        traits: traits.to_compact(),
         leaves: flatten_event(context.as_ref(), &traits),
     }))
 }

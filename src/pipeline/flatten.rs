@@ -1,8 +1,11 @@
 //! Flatten `context` and the merged traits into column leaves (SPEC §5):
 //! naming, null dropping, collision precedence and the `name` fill.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::ops::Range;
+
+use serde_json::value::RawValue;
 
 use super::json::{Raw, RawObject};
 use super::naming::{LeafSource, Names};
@@ -28,9 +31,17 @@ pub struct Leaf {
 /// of one per value is most of what parsing costs beyond the JSON scan. The
 /// values' text is staged as it is; the names are not (columns are staged
 /// by id), and with them it was half as large again.
+///
+/// The text starts with the merged traits' compact JSON (the `traits`
+/// column), and a trait's value that appears there unchanged (a string
+/// without escapes, a number, a boolean, an array) is a span of it rather
+/// than a copy: the staged record, which is about as large as the input,
+/// would otherwise carry most of the traits twice.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Leaves {
     pub text: String,
+    /// The length of the traits JSON at the start of `text`.
+    pub traits_len: usize,
     names: String,
     pub list: Vec<Leaf>,
 }
@@ -38,6 +49,11 @@ pub struct Leaves {
 impl Leaves {
     pub fn value(&self, leaf: &Leaf) -> &str {
         &self.text[leaf.span.clone()]
+    }
+
+    /// The merged traits as compact JSON.
+    pub fn traits(&self) -> &str {
+        &self.text[..self.traits_len]
     }
 
     /// The leaf's column name, or `Err` with its invalid would-be name.
@@ -50,6 +66,12 @@ impl Leaves {
 
     fn push_text(&mut self, text: &str) -> Range<usize> {
         append(&mut self.text, text)
+    }
+
+    /// Where `value` is in the traits JSON if it lies in a member copied
+    /// there unchanged; else where it is once appended.
+    fn place(&mut self, copied: Option<Copied>, value: &str) -> Range<usize> {
+        copied.and_then(|c| c.span(value)).unwrap_or_else(|| self.push_text(value))
     }
 
     fn push_name(&mut self, name: &str) -> Range<usize> {
@@ -71,6 +93,26 @@ struct Candidate {
     span: Range<usize>,
 }
 
+/// A top-level trait's value text, which went into the traits JSON
+/// unchanged at byte `at`.
+#[derive(Clone, Copy)]
+struct Copied<'a> {
+    raw: &'a str,
+    at: usize,
+}
+
+impl Copied<'_> {
+    /// The span of the traits JSON that holds `value`, if `value` is a slice
+    /// of this member's raw text (as a borrowed string, number or nested
+    /// member is): found by its address, as the parse hands out slices and
+    /// not positions.
+    fn span(&self, value: &str) -> Option<Range<usize>> {
+        let offset = (value.as_ptr() as usize).checked_sub(self.raw.as_ptr() as usize)?;
+        let start = self.at + offset;
+        (offset + value.len() <= self.raw.len()).then(|| start..start + value.len())
+    }
+}
+
 /// What flattening keeps on its thread from one event to the next.
 #[derive(Default)]
 struct Scratch {
@@ -78,6 +120,9 @@ struct Scratch {
     /// For each name id, where its candidate is in [`Columns::list`] (plus
     /// one; zero for none). Zero again between events.
     at: Vec<u32>,
+    /// For each top-level trait, where the traits JSON has its value
+    /// unchanged, if it does.
+    copied: Vec<Option<usize>>,
 }
 
 /// One event's candidate value per column name, in order of first
@@ -150,28 +195,37 @@ pub fn flatten_event(context: Option<&RawObject>, traits: &RawObject) -> Leaves 
 
 fn flatten_with(scratch: &mut Scratch, context: Option<&RawObject>, traits: &RawObject) -> Leaves {
     let mut leaves = Leaves {
-        text: String::with_capacity(512),
+        text: String::with_capacity(1024),
+        traits_len: 0,
         names: String::with_capacity(512),
         list: Vec::with_capacity(32),
     };
+    let mut copied = std::mem::take(&mut scratch.copied);
+    copied.clear();
+    copied.resize(traits.0.len(), None);
+    traits.write_compact(&mut leaves.text, |i, at| copied[i] = Some(at));
+    leaves.traits_len = leaves.text.len();
+
     let mut path = String::with_capacity(64);
     if let Some(context) = context {
         let mut columns = Columns::new(scratch, 16);
         path.push_str("context");
         for (key, value) in context.0.iter() {
             if key != "traits" {
-                visit(false, key, Raw::of(value), &mut path, LeafSource::Context, &mut columns, &mut leaves);
+                visit(false, key, value, None, &mut path, LeafSource::Context, &mut columns, &mut leaves);
             }
         }
         columns.push_to(&mut leaves);
     }
     let mut columns = Columns::new(scratch, traits.0.len() + 8);
     path.clear();
-    for (key, value) in traits.0.iter() {
-        visit(false, key, Raw::of(value), &mut path, LeafSource::Trait, &mut columns, &mut leaves);
+    for ((key, value), at) in traits.0.iter().zip(&copied) {
+        let copied = at.map(|at| Copied { raw: value.get(), at });
+        visit(false, key, value, copied, &mut path, LeafSource::Trait, &mut columns, &mut leaves);
     }
     fill_name(&mut columns, &mut leaves);
     columns.push_to(&mut leaves);
+    scratch.copied = copied;
     leaves
 }
 
@@ -179,7 +233,8 @@ fn flatten_with(scratch: &mut Scratch, context: Option<&RawObject>, traits: &Raw
 fn visit(
     nested: bool,
     key: &str,
-    value: Raw,
+    value: &RawValue,
+    copied: Option<Copied>,
     path: &mut String,
     source: LeafSource,
     columns: &mut Columns,
@@ -192,22 +247,33 @@ fn visit(
         path.push('_');
     }
     path.push_str(key);
-    let (kind, span) = match value {
+    // A member copied unchanged had no white space: its raw text is already
+    // the compact form of every value in it.
+    let (kind, span) = match Raw::of(value) {
         Raw::Null => {
             path.truncate(len);
             return;
         }
         Raw::Object(object) => {
             for (k, v) in object.0.iter() {
-                visit(true, k, Raw::of(v), path, source, columns, leaves);
+                visit(true, k, v, copied, path, source, columns, leaves);
             }
             path.truncate(len);
             return;
         }
-        Raw::Bool(b) => (Kind::Bool, leaves.push_text(if b { "true" } else { "false" })),
-        Raw::Number(n) => (Kind::of_number(n), leaves.push_text(n)),
-        Raw::String(s) => (Kind::of_string(&s), leaves.push_text(&s)),
-        Raw::Array(a) => (Kind::Array, leaves.push_text(&a)),
+        Raw::Bool(_) => (Kind::Bool, leaves.place(copied, value.get())),
+        Raw::Number(n) => (Kind::of_number(n), leaves.place(copied, n)),
+        Raw::String(s) => {
+            let span = match &s {
+                Cow::Borrowed(s) => leaves.place(copied, s),
+                Cow::Owned(s) => leaves.push_text(s),
+            };
+            (Kind::of_string(&s), span)
+        }
+        Raw::Array(compact) => {
+            let span = copied.and_then(|c| c.span(value.get())).unwrap_or_else(|| leaves.push_text(&compact));
+            (Kind::Array, span)
+        }
     };
     let named = columns.names.lookup(path, source);
     if named.valid {
@@ -278,6 +344,34 @@ mod tests {
                 "context_user_agent",
                 "address_postal_code",
                 "first_name"
+            ]
+        );
+    }
+
+    #[test]
+    fn trait_values_are_spans_of_the_traits_json_where_it_has_them_unchanged() {
+        let traits = RawObject::parse(
+            r#"{"plan":"pro","n":1.50,"ok":true,"tags":["a", "b"],"esc":"a\"b","address":{"city":"Oslo","zip":""},"spaced": {"x" : 1}}"#,
+        )
+        .unwrap();
+        let leaves = flatten_event(None, &traits);
+        assert_eq!(leaves.traits(), traits.to_compact());
+        let got: Vec<(&str, &str, bool)> = leaves
+            .list
+            .iter()
+            .map(|l| (leaves.column(l).unwrap(), leaves.value(l), l.span.end <= leaves.traits_len))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("plan", "pro", true),
+                ("n", "1.50", true),
+                ("ok", "true", true),
+                ("tags", r#"["a","b"]"#, false),
+                ("esc", "a\"b", false),
+                ("address_city", "Oslo", true),
+                ("address_zip", "", true),
+                ("spaced_x", "1", false),
             ]
         );
     }

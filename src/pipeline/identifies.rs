@@ -200,7 +200,7 @@ impl BatchBuilder {
         self.original_timestamp.append_option(event.original_timestamp);
         self.sent_at.append_option(event.sent_at);
         self.channel.append_option(event.channel);
-        self.traits.append_value(event.traits);
+        self.traits.append_value(event.traits());
         for value in &event.values {
             let (id, kind, text) = (value.column as usize, value.kind, event.value(value));
             let reason = match self.columns.targets[id] {

@@ -285,7 +285,7 @@ fn bind<'a>(columns: &mut Columns, event: &'a Event) -> StagedEvent<'a> {
         original_timestamp: event.original_timestamp,
         sent_at: event.sent_at,
         channel: event.channel.as_deref(),
-        traits: &event.traits,
+        traits_len: event.leaves.traits_len as u32,
         text: &event.leaves.text,
         values,
     }

@@ -64,19 +64,31 @@ impl<'a> RawObject<'a> {
     /// Compact JSON text of the object, keys in order, values as given
     /// without insignificant white space.
     pub fn to_compact(&self) -> String {
+        let mut out = String::new();
+        self.write_compact(&mut out, |_, _| {});
+        out
+    }
+
+    /// Appends [`RawObject::to_compact`]'s text to `out`, and calls
+    /// `copied(i, at)` for each member `i` whose value went in unchanged
+    /// (it had no white space to drop), starting at byte `at` of `out`.
+    pub fn write_compact(&self, out: &mut String, mut copied: impl FnMut(usize, usize)) {
         let members: usize = self.0.iter().map(|(k, v)| k.len() + v.get().len() + 4).sum();
-        let mut out = String::with_capacity(members + 2);
+        out.reserve(members + 2);
         out.push('{');
         for (i, (key, value)) in self.0.iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }
-            push_json_string(&mut out, key);
+            push_json_string(out, key);
             out.push(':');
-            minify_into(value.get(), &mut out);
+            let at = out.len();
+            minify_into(value.get(), out);
+            if out.len() - at == value.get().len() {
+                copied(i, at);
+            }
         }
         out.push('}');
-        out
     }
 }
 

@@ -32,8 +32,9 @@ pub struct StagedEvent<'a> {
     pub sent_at: Option<Micros>,
     #[serde(borrow)]
     pub channel: Option<&'a str>,
-    pub traits: &'a str,
-    /// The values' text: each value is a span of it.
+    /// The length of the traits JSON that starts `text`.
+    pub traits_len: u32,
+    /// The traits JSON and the values' text: each value is a span of it.
     pub text: &'a str,
     pub values: Vec<StagedValue>,
 }
@@ -49,6 +50,10 @@ pub struct StagedValue {
 }
 
 impl<'a> StagedEvent<'a> {
+    pub fn traits(&self) -> &'a str {
+        &self.text[..self.traits_len as usize]
+    }
+
     pub fn value(&self, value: &StagedValue) -> &'a str {
         let start = value.start as usize;
         &self.text[start..start + value.len as usize]
@@ -366,9 +371,9 @@ mod tests {
             original_timestamp: None,
             sent_at: Some(3),
             channel: None,
-            traits: "{}",
-            text: "1",
-            values: vec![StagedValue { column: 0, kind: Kind::Int, start: 0, len: 1 }],
+            traits_len: 2,
+            text: "{}1",
+            values: vec![StagedValue { column: 0, kind: Kind::Int, start: 2, len: 1 }],
         }
     }
 
