@@ -308,6 +308,7 @@ fn fill_name(columns: &mut Columns, leaves: &mut Leaves) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::json::tests::json_value;
 
     fn leaves(context: &str, traits: &str) -> Vec<(String, Kind, String)> {
         let context = RawObject::parse(context).unwrap();
@@ -374,6 +375,28 @@ mod tests {
                 ("spaced_x", "1", false),
             ]
         );
+    }
+
+    #[test]
+    fn a_nested_key_given_twice_is_its_last_value_in_the_traits_json() {
+        let got = leaves("{}", r#"{"a":{"k":"first","k":"second"}}"#);
+        assert_eq!(got, [("a_k".into(), Kind::String, "second".into())]);
+    }
+
+    proptest::proptest! {
+        /// A trait's value is the same whether it is a span of the traits
+        /// JSON (compact input) or a copy (the same traits pretty-printed,
+        /// whose white space keeps members from being copied unchanged).
+        #[test]
+        fn where_a_trait_value_is_kept_does_not_change_it(
+            traits in proptest::collection::btree_map("[a-zA-Z_ ]{0,4}", json_value(), 0..6)
+        ) {
+            let compact = serde_json::to_string(&traits).unwrap();
+            let pretty = serde_json::to_string_pretty(&traits).unwrap();
+            proptest::prop_assert_eq!(leaves("{}", &compact), leaves("{}", &pretty));
+            let json = |text: &str| flatten_event(None, &RawObject::parse(text).unwrap()).traits().to_owned();
+            proptest::prop_assert_eq!(json(&compact), json(&pretty));
+        }
     }
 
     #[test]
