@@ -4,7 +4,6 @@
 use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use super::flatten::{Leaves, flatten_event};
@@ -149,14 +148,14 @@ fn parse(line: &[u8], opts: &ParseOptions) -> Result<Outcome, Rejected> {
     if user_id.is_none() && anonymous_id.is_none() {
         return reject(RejectReason::MissingIdentity, "no userId, traits.id or anonymousId");
     }
-    let email_raw = match &user_id {
+    let email_json = match &user_id {
         Some(uid) if opts.email_from_user_id && is_email(uid) && traits.present("email").is_none() => {
-            RawValue::from_string(serde_json::to_string(uid).unwrap_or_default()).ok()
+            Some(serde_json::to_string(uid).unwrap_or_default())
         }
         _ => None,
     };
-    if let Some(raw) = &email_raw {
-        traits.0.insert(Cow::Borrowed("email"), raw);
+    if let Some(json) = &email_json {
+        traits.0.insert(Cow::Borrowed("email"), json);
     }
 
     let received_at = received_at_field.unwrap_or(opts.fallback_received_at);
@@ -170,7 +169,7 @@ fn parse(line: &[u8], opts: &ParseOptions) -> Result<Outcome, Rejected> {
         sent_at,
         channel: event.present("channel").map(|c| match Raw::of(c) {
             Raw::String(s) => s.into_owned(),
-            _ => super::json::minify(c.get()),
+            _ => super::json::minify(c),
         }),
         leaves: flatten_event(context.as_ref(), &traits),
     }))
@@ -193,7 +192,7 @@ fn identity(event: &RawObject, key: &str) -> Result<Option<String>, Rejected> {
 
 /// An id from a string or integer value; `None` for blank strings and for
 /// values of other types.
-fn id_value(v: &RawValue) -> Option<String> {
+fn id_value(v: &str) -> Option<String> {
     match Raw::of(v) {
         Raw::String(s) if !s.chars().all(char::is_whitespace) => Some(s.into_owned()),
         Raw::Number(n) if is_integer_token(n) => Some(canonical_integer(n)),
@@ -229,7 +228,7 @@ fn timestamp_member(event: &RawObject, key: &str) -> Result<Option<Micros>, Reje
     }
     reject(
         RejectReason::InvalidTimestamp,
-        format!("`{key}` is not an RFC 3339 date-time: {}", truncate(v.get(), 64)),
+        format!("`{key}` is not an RFC 3339 date-time: {}", truncate(v, 64)),
     )
 }
 

@@ -5,8 +5,6 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::ops::Range;
 
-use serde_json::value::RawValue;
-
 use super::json::{Raw, RawObject};
 use super::naming::{LeafSource, Names};
 use super::typing::Kind;
@@ -220,7 +218,7 @@ fn flatten_with(scratch: &mut Scratch, context: Option<&RawObject>, traits: &Raw
     let mut columns = Columns::new(scratch, traits.0.len() + 8);
     path.clear();
     for ((key, value), at) in traits.0.iter().zip(&copied) {
-        let copied = at.map(|at| Copied { raw: value.get(), at });
+        let copied = at.map(|at| Copied { raw: value, at });
         visit(false, key, value, copied, &mut path, LeafSource::Trait, &mut columns, &mut leaves);
     }
     fill_name(&mut columns, &mut leaves);
@@ -233,7 +231,7 @@ fn flatten_with(scratch: &mut Scratch, context: Option<&RawObject>, traits: &Raw
 fn visit(
     nested: bool,
     key: &str,
-    value: &RawValue,
+    value: &str,
     copied: Option<Copied>,
     path: &mut String,
     source: LeafSource,
@@ -261,7 +259,7 @@ fn visit(
             path.truncate(len);
             return;
         }
-        Raw::Bool(_) => (Kind::Bool, leaves.place(copied, value.get())),
+        Raw::Bool(_) => (Kind::Bool, leaves.place(copied, value)),
         Raw::Number(n) => (Kind::of_number(n), leaves.place(copied, n)),
         Raw::String(s) => {
             let span = match &s {
@@ -271,7 +269,7 @@ fn visit(
             (Kind::of_string(&s), span)
         }
         Raw::Array(compact) => {
-            let span = copied.and_then(|c| c.span(value.get())).unwrap_or_else(|| leaves.push_text(&compact));
+            let span = copied.and_then(|c| c.span(value)).unwrap_or_else(|| leaves.push_text(&compact));
             (Kind::Array, span)
         }
     };

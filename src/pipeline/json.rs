@@ -1,5 +1,8 @@
 //! Borrowed JSON: an object's members as raw, unparsed text, so that numbers
 //! keep their exact JSON text and nested values are only parsed when needed.
+//! A line is validated once, by serde_json; the nested objects in it are then
+//! split by [`RawObject::of_valid`], which relies on that and only finds
+//! where members start and end.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -9,10 +12,11 @@ use serde_json::value::RawValue;
 
 use super::small_map::SmallMap;
 
-/// A JSON object's members in input order. A key given twice keeps its first
-/// position and its last value, as JSON parsers in Python and JavaScript do.
+/// A JSON object's members in input order, each value as its JSON text. A
+/// key given twice keeps its first position and its last value, as JSON
+/// parsers in Python and JavaScript do.
 #[derive(Debug, Default)]
-pub struct RawObject<'a>(pub SmallMap<Cow<'a, str>, &'a RawValue>);
+pub struct RawObject<'a>(pub SmallMap<Cow<'a, str>, &'a str>);
 
 /// Keys come from the input, but a collision only costs time within one
 /// line: a fast hash beats SipHash's protection here.
@@ -52,13 +56,39 @@ impl<'a> RawObject<'a> {
         })
     }
 
-    pub fn get(&self, key: &str) -> Option<&'a RawValue> {
+    /// The members of `text`, a JSON object that serde_json has already
+    /// validated (as part of its line): only where each key and value starts
+    /// and ends is left to find. Parsing the nested objects of `context` and
+    /// `traits` a second time with serde_json was ~5% of a load.
+    pub fn of_valid(text: &'a str) -> Self {
+        let b = text.as_bytes();
+        let mut members = SmallMap::with_capacity(8);
+        let mut i = skip_white(b, 0) + 1;
+        loop {
+            i = skip_white(b, i);
+            if b.get(i) != Some(&b'"') {
+                // `}`: the end, or an empty object.
+                break;
+            }
+            let key_end = string_end(b, i);
+            let key = unquote(&text[i..key_end]);
+            // White space, then `:`, then white space.
+            let start = skip_white(b, skip_white(b, key_end) + 1);
+            let end = value_end(b, start);
+            members.insert(key, &text[start..end]);
+            // White space, then `,` or `}`.
+            i = skip_white(b, end) + 1;
+        }
+        RawObject(members)
+    }
+
+    pub fn get(&self, key: &str) -> Option<&'a str> {
         self.0.get(key).copied()
     }
 
     /// The member `key` unless it is absent or `null`.
-    pub fn present(&self, key: &str) -> Option<&'a RawValue> {
-        self.get(key).filter(|v| v.get() != "null")
+    pub fn present(&self, key: &str) -> Option<&'a str> {
+        self.get(key).filter(|v| *v != "null")
     }
 
     /// Compact JSON text of the object, keys in order, values as given
@@ -73,7 +103,7 @@ impl<'a> RawObject<'a> {
     /// `copied(i, at)` for each member `i` whose value went in unchanged
     /// (it had no white space to drop), starting at byte `at` of `out`.
     pub fn write_compact(&self, out: &mut String, mut copied: impl FnMut(usize, usize)) {
-        let members: usize = self.0.iter().map(|(k, v)| k.len() + v.get().len() + 4).sum();
+        let members: usize = self.0.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
         out.reserve(members + 2);
         out.push('{');
         for (i, (key, value)) in self.0.iter().enumerate() {
@@ -83,8 +113,8 @@ impl<'a> RawObject<'a> {
             push_json_string(out, key);
             out.push(':');
             let at = out.len();
-            minify_into(value.get(), out);
-            if out.len() - at == value.get().len() {
+            minify_into(value, out);
+            if out.len() - at == value.len() {
                 copied(i, at);
             }
         }
@@ -105,17 +135,72 @@ pub enum Raw<'a> {
 }
 
 impl<'a> Raw<'a> {
-    /// Classifies an already validated raw value by its first byte.
-    pub fn of(value: &'a RawValue) -> Raw<'a> {
-        let text = value.get();
+    /// Classifies an already validated value's JSON text by its first byte.
+    pub fn of(text: &'a str) -> Raw<'a> {
         match text.as_bytes().first() {
             Some(b'n') => Raw::Null,
             Some(b't') => Raw::Bool(true),
             Some(b'f') => Raw::Bool(false),
             Some(b'"') => Raw::String(unquote(text)),
             Some(b'[') => Raw::Array(minify(text)),
-            Some(b'{') => Raw::Object(RawObject::parse(text).unwrap_or_default()),
+            Some(b'{') => Raw::Object(RawObject::of_valid(text)),
             _ => Raw::Number(text),
+        }
+    }
+}
+
+fn skip_white(b: &[u8], mut i: usize) -> usize {
+    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        i += 1;
+    }
+    i
+}
+
+/// Just past the closing quote of the valid JSON string opening at `i`.
+fn string_end(b: &[u8], mut i: usize) -> usize {
+    i += 1;
+    while let Some(j) = memchr::memchr2(b'"', b'\\', &b[i..]) {
+        i += j;
+        if b[i] == b'"' {
+            return i + 1;
+        }
+        // An escape: skip the backslash and the character it escapes.
+        i += 2;
+    }
+    b.len()
+}
+
+/// Just past the valid JSON value starting at `i`.
+fn value_end(b: &[u8], i: usize) -> usize {
+    match b.get(i) {
+        Some(b'"') => string_end(b, i),
+        Some(b'{' | b'[') => {
+            let (mut depth, mut i) = (0usize, i);
+            while i < b.len() {
+                match b[i] {
+                    b'"' => {
+                        i = string_end(b, i);
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return i + 1;
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            b.len()
+        }
+        // A number, `true`, `false` or `null`.
+        _ => {
+            i + b[i..]
+                .iter()
+                .position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+                .unwrap_or(b.len() - i)
         }
     }
 }
@@ -241,17 +326,7 @@ fn minify_into(text: &str, out: &mut String) {
     let (mut i, mut run) = (0, 0);
     while i < bytes.len() {
         match bytes[i] {
-            b'"' => {
-                i += 1;
-                while let Some(j) = bytes.get(i..).and_then(|rest| memchr::memchr2(b'"', b'\\', rest)) {
-                    i += j;
-                    if bytes[i] == b'"' {
-                        break;
-                    }
-                    i += 2;
-                }
-                i += 1;
-            }
+            b'"' => i = string_end(bytes, i),
             b' ' | b'\t' | b'\n' | b'\r' => {
                 out.push_str(&text[run..i]);
                 i += 1;
@@ -308,7 +383,7 @@ fn members<'de, A: MapAccess<'de>>(mut map: A) -> Result<RawObject<'de>, A::Erro
     let mut members = SmallMap::with_capacity(16);
     while let Some(CowStr(key)) = map.next_key()? {
         let value: &'de RawValue = map.next_value()?;
-        members.insert(key, value);
+        members.insert(key, value.get());
     }
     Ok(RawObject(members))
 }
@@ -336,7 +411,7 @@ pub enum Member<'a> {
 }
 
 impl<'a> Member<'a> {
-    pub fn of(value: Option<&'a RawValue>) -> Self {
+    pub fn of(value: Option<&'a str>) -> Self {
         match value.map(Raw::of) {
             None => Member::Absent,
             Some(Raw::Object(object)) => Member::Object(object),
@@ -386,7 +461,7 @@ impl<'de> Deserialize<'de> for Line<'de> {
                         "traits" => line.traits = map.next_value()?,
                         _ => {
                             let value: &'de RawValue = map.next_value()?;
-                            line.members.0.insert(key, value);
+                            line.members.0.insert(key, value.get());
                         }
                     }
                 }
@@ -445,6 +520,27 @@ pub(crate) mod tests {
         let keys: Vec<_> = o.0.keys().map(|k| k.as_ref()).collect();
         assert_eq!(keys, ["b", "a"]);
         assert_eq!(o.to_compact(), r#"{"b":3.50,"a":[1,2]}"#);
+    }
+
+    fn members<'a>(object: &RawObject<'a>) -> Vec<(String, &'a str)> {
+        object.0.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    }
+
+    #[test]
+    fn valid_objects_are_split_as_serde_json_splits_them() {
+        for text in [
+            "{}",
+            " { } ",
+            r#"{"a":1,"b":"x","c":null,"d":true,"e":false,"f":-1.5e3}"#,
+            "{ \"a\" :\t[ 1, {\"b\": \"]}\\\"\" } ] ,\n\"c\" : { } }",
+            r#"{"k\u0065y":"v\"}","k\\":{"n":{"m":[[]]}},"key":2}"#,
+            r#"{"":"","é":"ü"}"#,
+        ] {
+            let serde = RawObject::parse(text).unwrap();
+            assert_eq!(members(&RawObject::of_valid(text)), members(&serde), "{text}");
+        }
+        let o = RawObject::of_valid(r#"{"a":{"x":1},"b":2,"a":[3]}"#);
+        assert_eq!(members(&o), [("a".to_owned(), "[3]"), ("b".to_owned(), "2")]);
     }
 
     #[test]
@@ -562,6 +658,20 @@ pub(crate) mod tests {
             let text = serde_json::to_string(&object).unwrap();
             let one_pass = Line::parse_line(&text).map(|l| seen(&l));
             proptest::prop_assert_eq!(one_pass, raw_parse(&text));
+        }
+
+        /// Any valid object, compact or pretty-printed, is split into the
+        /// members serde_json finds.
+        #[test]
+        fn of_valid_matches_serde_json(value in json_value()) {
+            let object = serde_json::json!({ "o": value, "k": [value], "z": 1 });
+            for text in [serde_json::to_string(&object).unwrap(), serde_json::to_string_pretty(&object).unwrap()] {
+                let serde = RawObject::parse(&text).unwrap();
+                proptest::prop_assert_eq!(members(&RawObject::of_valid(&text)), members(&serde));
+                if let Some(Raw::Object(inner)) = serde.get("o").map(Raw::of) {
+                    proptest::prop_assert_eq!(members(&inner), members(&RawObject::parse(serde.get("o").unwrap()).unwrap()));
+                }
+            }
         }
 
         /// Minifying pretty-printed JSON gives the compact form.
