@@ -32,6 +32,15 @@ struct Entry {
     status: Status,
 }
 
+impl Entry {
+    fn is(&self, column: Result<&str, &str>) -> bool {
+        match column {
+            Ok(name) => !matches!(self.status, Status::InvalidName) && self.name == name,
+            Err(name) => matches!(self.status, Status::InvalidName) && self.name == name,
+        }
+    }
+}
+
 /// Every column name met in this run, by id in order of first appearance.
 #[derive(Debug, Default)]
 pub struct Columns {
@@ -40,6 +49,10 @@ pub struct Columns {
     invalid: HashMap<String, u32, FastHash>,
     /// The table's columns before this run.
     existing: Vec<ColumnDef>,
+    /// The ids of the last event's leaves by position: the events of a
+    /// stream mostly have the same leaves in the same order, and comparing
+    /// a name with the one expected costs less than hashing it.
+    recent: Vec<u32>,
 }
 
 /// Where the values staged under one column id go.
@@ -91,17 +104,34 @@ impl Columns {
         columns
     }
 
-    /// The id of the leaf's column; the leaf's type joins a new column's.
-    pub fn observe(&mut self, column: Result<&str, &str>, kind: Kind) -> u32 {
+    /// The id of the column of an event's leaf at `position` among its
+    /// leaves; the leaf's type joins a new column's.
+    pub fn observe(&mut self, position: usize, column: Result<&str, &str>, kind: Kind) -> u32 {
         let leaf_type = kind.column_type();
+        let id = match self.recent.get(position) {
+            Some(&id) if self.entries[id as usize].is(column) => id,
+            _ => {
+                let id = self.id(column, leaf_type);
+                if self.recent.len() <= position {
+                    self.recent.resize(position + 1, 0);
+                }
+                self.recent[position] = id;
+                id
+            }
+        };
+        if let Status::New(t) = &mut self.entries[id as usize].status {
+            *t = t.join(leaf_type);
+        }
+        id
+    }
+
+    /// The column's id, a new one if it has none yet.
+    fn id(&mut self, column: Result<&str, &str>, leaf_type: ColumnType) -> u32 {
         let (map, name, status) = match column {
             Ok(name) => (&mut self.valid, name, Status::New(leaf_type)),
             Err(name) => (&mut self.invalid, name, Status::InvalidName),
         };
         if let Some(&id) = map.get(name) {
-            if let Status::New(t) = &mut self.entries[id as usize].status {
-                *t = t.join(leaf_type);
-            }
             return id;
         }
         let id = self.entries.len() as u32;
@@ -122,6 +152,8 @@ impl Columns {
             };
         }
         self.entries = checkpoint.0;
+        // Ids past the checkpoint are void.
+        self.recent.clear();
     }
 
     /// The name staged under `id` (for `discards.column_name`).
@@ -168,11 +200,11 @@ mod tests {
         let existing =
             [ColumnDef { name: "age".into(), column_type: ColumnType::Int64, since_run: "r0".into() }];
         let mut c = Columns::new(&existing);
-        assert_eq!(c.observe(Ok("age"), Kind::String), 0);
-        assert_eq!(c.observe(Ok("score"), Kind::Int), 1);
-        assert_eq!(c.observe(Ok("score"), Kind::Float), 1);
-        assert_eq!(c.observe(Ok("flag"), Kind::Bool), 2);
-        assert_eq!(c.observe(Ok("flag"), Kind::Int), 2);
+        assert_eq!(c.observe(0, Ok("age"), Kind::String), 0);
+        assert_eq!(c.observe(0, Ok("score"), Kind::Int), 1);
+        assert_eq!(c.observe(0, Ok("score"), Kind::Float), 1);
+        assert_eq!(c.observe(0, Ok("flag"), Kind::Bool), 2);
+        assert_eq!(c.observe(0, Ok("flag"), Kind::Int), 2);
         let r = c.resolve(10, "r1");
         assert_eq!(
             r.targets,
@@ -189,9 +221,9 @@ mod tests {
     fn max_columns_admits_the_first_seen() {
         let mut c = Columns::new(&[]);
         for name in ["a", "b", "c"] {
-            c.observe(Ok(name), Kind::Int);
+            c.observe(0, Ok(name), Kind::Int);
         }
-        c.observe(Err(""), Kind::Int);
+        c.observe(3, Err(""), Kind::Int);
         let r = c.resolve(2, "r");
         assert_eq!(r.schema.len(), 2);
         assert_eq!(r.targets[2], Target::Discard(DiscardReason::TooManyColumns));
@@ -199,14 +231,28 @@ mod tests {
     }
 
     #[test]
+    fn a_leaf_in_the_place_of_the_last_events_is_still_looked_up_by_name() {
+        let mut c = Columns::new(&[]);
+        assert_eq!(c.observe(0, Ok("a"), Kind::Int), 0);
+        assert_eq!(c.observe(1, Ok("b"), Kind::Int), 1);
+        assert_eq!(c.observe(0, Ok("a"), Kind::Float), 0);
+        assert_eq!(c.observe(1, Ok("a"), Kind::Int), 0, "another leaf's place");
+        assert_eq!(c.observe(0, Err("a"), Kind::Int), 2, "an invalid name is another column");
+        assert_eq!(c.observe(0, Ok("a"), Kind::Int), 0);
+        let r = c.resolve(10, "r");
+        assert_eq!(r.new_columns, [("a".into(), ColumnType::Float64), ("b".into(), ColumnType::Int64)]);
+        assert_eq!(r.targets[2], Target::Discard(DiscardReason::InvalidColumnName));
+    }
+
+    #[test]
     fn rollback_forgets_a_failed_object() {
         let mut c = Columns::new(&[]);
-        c.observe(Ok("a"), Kind::Int);
+        c.observe(0, Ok("a"), Kind::Int);
         let cp = c.checkpoint();
-        c.observe(Ok("a"), Kind::String);
-        c.observe(Ok("b"), Kind::Int);
+        c.observe(0, Ok("a"), Kind::String);
+        c.observe(0, Ok("b"), Kind::Int);
         c.rollback(cp);
-        assert_eq!(c.observe(Ok("c"), Kind::Int), 1);
+        assert_eq!(c.observe(0, Ok("c"), Kind::Int), 1);
         let r = c.resolve(10, "r");
         assert_eq!(r.new_columns, [("a".into(), ColumnType::Int64), ("c".into(), ColumnType::Int64)]);
     }

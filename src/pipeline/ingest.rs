@@ -269,8 +269,9 @@ fn bind<'a>(columns: &mut Columns, event: &'a Event) -> StagedEvent<'a> {
         .leaves
         .list
         .iter()
-        .map(|leaf| StagedValue {
-            column: columns.observe(event.leaves.column(leaf), leaf.kind),
+        .enumerate()
+        .map(|(position, leaf)| StagedValue {
+            column: columns.observe(position, event.leaves.column(leaf), leaf.kind),
             kind: leaf.kind,
             start: leaf.span.start as u32,
             len: leaf.span.len() as u32,
