@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::ops::Range;
 
 use super::json::{Raw, RawObject};
-use super::naming::{LeafSource, Names};
+use super::naming::{LeafSource, Named, Names};
 use super::typing::Kind;
 
 /// One value bound for a dynamic column.
@@ -121,6 +121,24 @@ struct Scratch {
     /// For each top-level trait, where the traits JSON has its value
     /// unchanged, if it does.
     copied: Vec<Option<usize>>,
+    /// The last event's leaves by position: key path, source and name. The
+    /// events of a stream mostly have the same leaves in the same order,
+    /// and comparing a path with the one expected costs less than hashing
+    /// it.
+    recent: Vec<(String, LeafSource, Named)>,
+    /// Leaves named so far in this event.
+    visited: usize,
+}
+
+impl Scratch {
+    /// Between events: past the bound the names are forgotten, and so are
+    /// the ids of the last event's leaves.
+    fn next_event(&mut self) {
+        if self.names.bound() {
+            self.recent.clear();
+        }
+        self.visited = 0;
+    }
 }
 
 /// One event's candidate value per column name, in order of first
@@ -128,12 +146,41 @@ struct Scratch {
 struct Columns<'s> {
     names: &'s mut Names,
     at: &'s mut Vec<u32>,
+    recent: &'s mut Vec<(String, LeafSource, Named)>,
+    visited: &'s mut usize,
     list: Vec<(u32, Candidate)>,
 }
 
 impl<'s> Columns<'s> {
     fn new(scratch: &'s mut Scratch, capacity: usize) -> Self {
-        Columns { names: &mut scratch.names, at: &mut scratch.at, list: Vec::with_capacity(capacity) }
+        Columns {
+            names: &mut scratch.names,
+            at: &mut scratch.at,
+            recent: &mut scratch.recent,
+            visited: &mut scratch.visited,
+            list: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// [`Names::lookup`] for the event's next leaf.
+    fn named(&mut self, path: &str, source: LeafSource) -> Named {
+        let position = *self.visited;
+        *self.visited += 1;
+        if let Some((p, s, named)) = self.recent.get(position)
+            && *s == source
+            && p == path
+        {
+            return *named;
+        }
+        let named = self.names.lookup(path, source);
+        if self.recent.len() <= position {
+            self.recent.resize_with(position + 1, || (String::new(), source, named));
+        }
+        let slot = &mut self.recent[position];
+        slot.0.clear();
+        slot.0.push_str(path);
+        (slot.1, slot.2) = (source, named);
+        named
     }
 
     fn get(&self, id: u32) -> Option<&Candidate> {
@@ -186,7 +233,7 @@ pub fn flatten_event(context: Option<&RawObject>, traits: &RawObject) -> Leaves 
         static SCRATCH: RefCell<Scratch> = RefCell::default();
     }
     SCRATCH.with_borrow_mut(|scratch| {
-        scratch.names.bound();
+        scratch.next_event();
         flatten_with(scratch, context, traits)
     })
 }
@@ -273,7 +320,7 @@ fn visit(
             (Kind::Array, span)
         }
     };
-    let named = columns.names.lookup(path, source);
+    let named = columns.named(path, source);
     if named.valid {
         columns.offer(named.id, Candidate { exact: named.exact, kind, span });
     } else {
@@ -327,6 +374,18 @@ mod tests {
 
     fn names(context: &str, traits: &str) -> Vec<String> {
         leaves(context, traits).into_iter().map(|l| l.0).collect()
+    }
+
+    #[test]
+    fn leaves_in_the_places_of_the_last_events_are_named_by_their_own_paths() {
+        assert_eq!(names("{}", r#"{"a":1,"bB":2}"#), ["a", "b_b"]);
+        assert_eq!(names("{}", r#"{"bB":1,"a":2}"#), ["b_b", "a"]);
+        assert_eq!(names(r#"{"a":1}"#, r#"{"a":1}"#), ["context_a", "a"]);
+        // Past the bound on names every id is void, those of the last
+        // event's leaves too.
+        let many: Vec<String> = (0..5000).map(|i| format!(r#""k{i}":{i}"#)).collect();
+        assert_eq!(names("{}", &format!("{{{}}}", many.join(","))).len(), 5000);
+        assert_eq!(names("{}", r#"{"k0":1,"k1":2}"#), ["k0", "k1"]);
     }
 
     #[test]

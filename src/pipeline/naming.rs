@@ -168,12 +168,14 @@ impl Names {
     }
 
     /// Forgets everything past the bound, of names or of paths (many paths
-    /// can share one name). Ids given before are then void: callers do this
-    /// only between events.
-    pub fn bound(&mut self) {
-        if self.names.len() > Self::BOUND || self.paths.iter().any(|p| p.len() > Self::BOUND) {
+    /// can share one name). Ids given before are then void (it says whether
+    /// they are): callers do this only between events.
+    pub fn bound(&mut self) -> bool {
+        let past = self.names.len() > Self::BOUND || self.paths.iter().any(|p| p.len() > Self::BOUND);
+        if past {
             *self = Names::default();
         }
+        past
     }
 }
 
