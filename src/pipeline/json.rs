@@ -156,10 +156,11 @@ fn skip_white(b: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// Just past the closing quote of the valid JSON string opening at `i`.
+/// Just past the closing quote of the valid JSON string opening at `i`
+/// (and never past the end of `b`, whatever it holds).
 fn string_end(b: &[u8], mut i: usize) -> usize {
     i += 1;
-    while let Some(j) = memchr::memchr2(b'"', b'\\', &b[i..]) {
+    while let Some(j) = b.get(i..).and_then(|rest| memchr::memchr2(b'"', b'\\', rest)) {
         i += j;
         if b[i] == b'"' {
             return i + 1;
@@ -197,10 +198,11 @@ fn value_end(b: &[u8], i: usize) -> usize {
         }
         // A number, `true`, `false` or `null`.
         _ => {
-            i + b[i..]
+            let rest = b.get(i..).unwrap_or_default();
+            i + rest
                 .iter()
                 .position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
-                .unwrap_or(b.len() - i)
+                .unwrap_or(rest.len())
         }
     }
 }
@@ -566,6 +568,13 @@ pub(crate) mod tests {
     fn minify_leaves_strings_alone() {
         assert_eq!(minify(r#" "a \\" "#), r#""a \\""#);
         assert_eq!(minify("[ \"a b\\\" c\" , { \"k\" : 1 } ]"), "[\"a b\\\" c\",{\"k\":1}]");
+    }
+
+    #[test]
+    fn minify_stops_at_the_end_of_a_string_cut_short() {
+        for text in ["\"", "\"a\\", "[\"a\\", " \"\\"] {
+            assert_eq!(minify(text), text.trim_start(), "{text}");
+        }
     }
 
     #[test]
