@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::ops::Range;
 
-use super::json::{Raw, RawObject};
+use super::json::{Raw, RawObject, minify_into};
 use super::naming::{LeafSource, Named, Names};
 use super::typing::Kind;
 
@@ -70,6 +70,13 @@ impl Leaves {
     /// there unchanged; else where it is once appended.
     fn place(&mut self, copied: Option<Copied>, value: &str) -> Range<usize> {
         copied.and_then(|c| c.span(value)).unwrap_or_else(|| self.push_text(value))
+    }
+
+    /// Appends `json` without its insignificant white space.
+    fn push_minified(&mut self, json: &str) -> Range<usize> {
+        let start = self.text.len();
+        minify_into(json, &mut self.text);
+        start..self.text.len()
     }
 
     fn push_name(&mut self, name: &str) -> Range<usize> {
@@ -306,7 +313,7 @@ fn visit(
             path.truncate(len);
             return;
         }
-        Raw::Bool(_) => (Kind::Bool, leaves.place(copied, value)),
+        Raw::Bool => (Kind::Bool, leaves.place(copied, value)),
         Raw::Number(n) => (Kind::of_number(n), leaves.place(copied, n)),
         Raw::String(s) => {
             let span = match &s {
@@ -315,9 +322,10 @@ fn visit(
             };
             (Kind::of_string(&s), span)
         }
-        Raw::Array(compact) => {
-            let span = copied.and_then(|c| c.span(value)).unwrap_or_else(|| leaves.push_text(&compact));
-            (Kind::Array, span)
+        // An array not copied unchanged may hold white space: its text is
+        // minified rather than placed.
+        Raw::Array(array) => {
+            (Kind::Array, copied.and_then(|c| c.span(array)).unwrap_or_else(|| leaves.push_minified(array)))
         }
     };
     let named = columns.named(path, source);

@@ -126,11 +126,13 @@ impl<'a> RawObject<'a> {
 #[derive(Debug)]
 pub enum Raw<'a> {
     Null,
-    Bool(bool),
+    /// `true` or `false`: the text says which.
+    Bool,
     Number(&'a str),
     String(Cow<'a, str>),
-    /// Compact JSON text of the array.
-    Array(String),
+    /// The array's JSON text as given (see [`minify_into`] for its compact
+    /// form, which only a value that is not already compact needs).
+    Array(&'a str),
     Object(RawObject<'a>),
 }
 
@@ -139,10 +141,9 @@ impl<'a> Raw<'a> {
     pub fn of(text: &'a str) -> Raw<'a> {
         match text.as_bytes().first() {
             Some(b'n') => Raw::Null,
-            Some(b't') => Raw::Bool(true),
-            Some(b'f') => Raw::Bool(false),
+            Some(b't' | b'f') => Raw::Bool,
             Some(b'"') => Raw::String(unquote(text)),
-            Some(b'[') => Raw::Array(minify(text)),
+            Some(b'[') => Raw::Array(text),
             Some(b'{') => Raw::Object(RawObject::of_valid(text)),
             _ => Raw::Number(text),
         }
@@ -320,7 +321,7 @@ pub fn minify(text: &str) -> String {
     out
 }
 
-fn minify_into(text: &str, out: &mut String) {
+pub fn minify_into(text: &str, out: &mut String) {
     let bytes = text.as_bytes();
     // Runs between white space are copied whole; strings are skipped to
     // their closing quote. All the bytes looked at are ASCII, so every cut
