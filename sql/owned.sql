@@ -3,7 +3,22 @@
 -- with only an unlinked anonymous id belongs to no user. "il$linked_to" is
 -- the user its anonymous id belongs to.
 -- Internal names hold a `$`, which no column name of identifies can.
-SELECT COALESCE(i.user_id, m.user_id) AS "il$owner", m.user_id AS "il$linked_to", i.*
-FROM identifies AS i
-LEFT JOIN identity_map AS m ON i.anonymous_id = m.anonymous_id
-WHERE COALESCE(i.user_id, m.user_id) IS NOT NULL
+--
+-- Templated by src/pipeline/users.rs: the slice placeholder at the end is
+-- empty when users is built in one go, else it keeps the identifies of one
+-- slice k of the owners (src/slice.rs):
+--     AND (i.user_id IS NULL OR il_slice(i.user_id) = k)
+--     AND il_slice(COALESCE(i.user_id, m."il$linked_to")) = k
+-- The first condition is the second for identifies with a user id, on
+-- identifies alone, so that DataFusion applies it before the join.
+-- The map is the join's build side, as written: users turns off DataFusion's
+-- swapping of sides, which would collect the identifies of a slice, smaller
+-- than the map in its estimate, into the join's table. The map's columns are
+-- renamed: DataFusion 55.2 pushes a filter through a join to the side that
+-- has columns of the names it uses, so that `COALESCE(i.user_id, m.user_id)`
+-- reached the identifies as `COALESCE(i.user_id, i.user_id)`.
+SELECT COALESCE(i.user_id, m."il$linked_to") AS "il$owner", m."il$linked_to", i.*
+FROM (SELECT anonymous_id AS "il$anonymous_id", user_id AS "il$linked_to" FROM identity_map) AS m
+RIGHT JOIN identifies AS i ON i.anonymous_id = m."il$anonymous_id"
+WHERE COALESCE(i.user_id, m."il$linked_to") IS NOT NULL
+{{slice}}

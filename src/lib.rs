@@ -15,6 +15,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod query;
 pub mod session;
+pub mod slice;
 pub mod sorted_distinct;
 pub mod spill_dir;
 pub mod storage;

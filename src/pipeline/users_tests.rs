@@ -47,7 +47,7 @@ async fn collapse(trait_columns: &[ColumnDef], rows: &str) -> (String, String) {
         .unwrap();
     let map =
         ctx.sql("SELECT * FROM identity_map ORDER BY anonymous_id").await.unwrap().collect().await.unwrap();
-    ctx.sql(&format!("CREATE VIEW owned AS {OWNED_SQL}")).await.unwrap();
+    ctx.sql(&format!("CREATE VIEW owned AS {}", owned_sql(1, 0))).await.unwrap();
     let sorted = format!("SELECT * FROM ({}) ORDER BY id", users_sql(trait_columns));
     let users = ctx.sql(&sorted).await.unwrap().collect().await.unwrap();
     (pretty_format_batches(&map).unwrap().to_string(), pretty_format_batches(&users).unwrap().to_string())
@@ -154,4 +154,27 @@ async fn name_is_filled_at_the_user_level() {
         collapse(&traits[..2], rows.replace(", NULL)", ")").replace(", 'Amazing Grace')", ")").as_str())
             .await;
     assert!(users.contains("| Ada Lovelace |"), "{users}");
+}
+
+#[test]
+fn users_are_sliced_to_fit_their_share_and_no_finer() {
+    // 1M users of 760 bytes in 600 MB: two slices; within it, one.
+    assert_eq!(slices_for(1_000_000, 760, 600_000_000), 2);
+    assert_eq!(slices_for(700_000, 760, 600_000_000), 1);
+    assert_eq!(slices_for(789_473, 760, 600_000_000), 1);
+    assert_eq!(slices_for(789_474, 760, 600_000_000), 2);
+    assert_eq!(slices_for(0, 760, 600_000_000), 1);
+    // Past MAX_SLICES reads of identifies, the aggregates spill instead.
+    assert_eq!(slices_for(100_000_000, 760, 600_000_000), MAX_SLICES);
+    assert_eq!(slices_for(1, 760, 0), MAX_SLICES);
+}
+
+#[test]
+fn a_slice_keeps_its_owners_identifies_before_the_join_when_it_can() {
+    let code = |sql: String| sql.lines().filter(|l| !l.starts_with("--")).collect::<Vec<_>>().join("\n");
+    assert!(!code(owned_sql(1, 0)).contains("il_slice"));
+    let sliced = code(owned_sql(3, 2));
+    assert!(sliced.contains("AND (i.user_id IS NULL OR il_slice(i.user_id) = 2)"), "{sliced}");
+    assert!(sliced.contains(r#"AND il_slice(COALESCE(i.user_id, m."il$linked_to")) = 2"#), "{sliced}");
+    assert!(!sliced.contains("{{"), "{sliced}");
 }

@@ -1,12 +1,13 @@
 //! Laws: loading a set of events in one run, or split over several runs in
-//! any order, gives the same `users` and `identity_map`.
+//! any order, gives the same `users` and `identity_map`; so does building
+//! `users` in slices of its users.
 
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::util::pretty::pretty_format_batches;
 use bytes::Bytes;
-use identify_loader::pipeline::{self, users::build_users};
+use identify_loader::pipeline::{self, users::build_users_in};
 use identify_loader::storage::Stores;
 use object_store::memory::InMemory;
 use object_store::path::Path;
@@ -59,8 +60,9 @@ fn line(i: usize, e: &Ev) -> String {
     )
 }
 
-/// Loads each group as its own run, in order, then builds users.
-async fn users_of(groups: &[Vec<String>]) -> (String, String) {
+/// Loads each group as its own run, in order, then builds users (in that
+/// many slices, if given).
+async fn users_of(groups: &[Vec<String>], slices: Option<u64>) -> (String, String) {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let stores = Stores::default();
     stores.register("memory://p", Arc::clone(&store));
@@ -72,7 +74,7 @@ async fn users_of(groups: &[Vec<String>]) -> (String, String) {
     }
     let cfg = memory_config(vec![], "memory://p/wh");
     let warehouse = pipeline::open_warehouse(&stores, "memory://p/wh").await.unwrap();
-    build_users(&cfg.warehouse, &warehouse, 2).await.unwrap();
+    build_users_in(&cfg.warehouse, &warehouse, 2, slices).await.unwrap();
     let read = |table: &'static str| {
         let store = Arc::clone(&store);
         async move {
@@ -124,8 +126,20 @@ proptest! {
             split.reverse();
         }
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let whole = runtime.block_on(users_of(&[lines]));
-        let pieces = runtime.block_on(users_of(&split));
+        let whole = runtime.block_on(users_of(&[lines], None));
+        let pieces = runtime.block_on(users_of(&split, None));
         prop_assert_eq!(whole, pieces);
+    }
+
+    #[test]
+    fn users_built_in_slices_are_the_users_built_at_once(
+        events in proptest::collection::vec(event(), 1..25),
+        slices in 2u64..5,
+    ) {
+        let lines: Vec<String> = events.iter().enumerate().map(|(i, e)| line(i, e)).collect();
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let at_once = runtime.block_on(users_of(std::slice::from_ref(&lines), Some(1)));
+        let sliced = runtime.block_on(users_of(&[lines], Some(slices)));
+        prop_assert_eq!(at_once, sliced);
     }
 }
