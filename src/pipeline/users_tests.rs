@@ -170,11 +170,11 @@ fn users_are_sliced_to_fit_their_share_and_no_finer() {
 }
 
 #[test]
-fn a_slice_keeps_its_owners_identifies_before_the_join_when_it_can() {
+fn a_slice_keeps_its_owners_identifies_and_their_map_rows() {
     let code = |sql: String| sql.lines().filter(|l| !l.starts_with("--")).collect::<Vec<_>>().join("\n");
     assert!(!code(owned_sql(1, 0)).contains("il_slice"));
     let sliced = code(owned_sql(3, 2));
     assert!(sliced.contains("AND (i.user_id IS NULL OR il_slice(i.user_id) = 2)"), "{sliced}");
-    assert!(sliced.contains(r#"AND il_slice(COALESCE(i.user_id, m."il$linked_to")) = 2"#), "{sliced}");
+    assert!(sliced.contains("FROM identity_map\n      WHERE il_slice(user_id) = 2)"), "{sliced}");
     assert!(!sliced.contains("{{"), "{sliced}");
 }
