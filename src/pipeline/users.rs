@@ -67,11 +67,11 @@ pub async fn build_users_in(
     };
     ctx.register_udf(crate::slice::udf(slices));
     // A slice joins with the map's rows of its users only.
-    let map_rows = map_rows.div_ceil(slices);
-    let map_bytes = map_rows.saturating_mul(MAP_ROW_BYTES);
+    let slice_map_rows = map_rows.div_ceil(slices);
+    let slice_map_bytes = slice_map_rows.saturating_mul(MAP_ROW_BYTES);
     keep_join_sides(&ctx);
-    if map_bytes <= config.memory_limit / 8 {
-        share_the_map(&ctx, map_rows, map_bytes);
+    if slice_map_bytes <= config.memory_limit / 8 {
+        share_the_map(&ctx, slice_map_rows, slice_map_bytes);
     }
     let users = users_sql(&state.columns);
     let steps: Vec<Step> =
