@@ -51,9 +51,10 @@ pub async fn build_users_in(
         // The derived tables are rebuilt from identifies alone.
         let _ = ctx.deregister_table(table);
     }
-    let view = format!("CREATE VIEW identity_map AS {IDENTITY_MAP_SQL}");
-    run_sql(&ctx, &view).await?;
-    let map = Step { owned: None, query: "SELECT * FROM identity_map ORDER BY anonymous_id".to_owned() };
+    let map = Step {
+        setup: format!("CREATE VIEW identity_map AS {IDENTITY_MAP_SQL}"),
+        query: "SELECT * FROM identity_map ORDER BY anonymous_id".to_owned(),
+    };
     let map_rows = write_table(&ctx, warehouse, "identity_map", &[map], version).await?;
     // users reads the map just written rather than computing it again.
     let _ = ctx.deregister_table("identity_map");
@@ -74,8 +75,12 @@ pub async fn build_users_in(
         share_the_map(&ctx, slice_map_rows, slice_map_bytes);
     }
     let users = users_sql(&state.columns);
-    let steps: Vec<Step> =
-        (0..slices).map(|k| Step { owned: Some(owned_sql(slices, k)), query: users.clone() }).collect();
+    let steps: Vec<Step> = (0..slices)
+        .map(|k| Step {
+            setup: format!("CREATE OR REPLACE VIEW owned AS {}", owned_sql(slices, k)),
+            query: users.clone(),
+        })
+        .collect();
     write_table(&ctx, warehouse, "users", &steps, version).await
 }
 
@@ -249,9 +254,9 @@ async fn run_sql(ctx: &SessionContext, sql: &str) -> Result<datafusion::datafram
     ctx.sql(sql).await.map_err(|source| Error::DataFusion { action: "planning the collapse", source })
 }
 
-/// One query of a table's, after `owned` is defined anew when given.
+/// One query of a table's, after the statement that sets up what it reads.
 struct Step {
-    owned: Option<String>,
+    setup: String,
     query: String,
 }
 
@@ -271,10 +276,7 @@ async fn write_table(
     let mut out = None;
     let mut rows = 0;
     for step in steps {
-        if let Some(owned) = &step.owned {
-            let _ = ctx.deregister_table("owned");
-            run_sql(ctx, &format!("CREATE VIEW owned AS {owned}")).await?;
-        }
+        run_sql(ctx, &step.setup).await?;
         let frame = run_sql(ctx, &step.query).await?;
         let schema = Arc::new(frame.schema().as_arrow().clone());
         let task = frame.task_ctx();

@@ -178,3 +178,21 @@ fn a_slice_keeps_its_owners_identifies_and_their_map_rows() {
     assert!(sliced.contains("FROM identity_map\n      WHERE il_slice(user_id) = 2)"), "{sliced}");
     assert!(!sliced.contains("{{"), "{sliced}");
 }
+
+#[tokio::test]
+async fn users_are_counted_only_when_the_rows_would_not_fit() {
+    let ctx = SessionContext::new();
+    let rows = (0..10).map(|i| format!("('u{}')", i % 4)).collect::<Vec<_>>().join(", ");
+    ctx.sql(&format!("CREATE TABLE identifies (user_id VARCHAR) AS VALUES {rows}")).await.unwrap();
+    let config = |memory_limit| WarehouseConfig {
+        warehouse: "memory://w".into(),
+        memory_limit,
+        spill_dir: None,
+        now: chrono::Utc::now(),
+    };
+    // 300 bytes a user without traits: 10 rows fit 3000 bytes, 4 users 1200.
+    assert_eq!(users_slices(&ctx, &config(10_000), 0).await.unwrap(), 1);
+    assert_eq!(users_slices(&ctx, &config(4_000), 0).await.unwrap(), 1, "4 users fit where 10 rows do not");
+    assert_eq!(users_slices(&ctx, &config(2_000), 0).await.unwrap(), 2);
+    assert_eq!(users_slices(&ctx, &config(1_000), 1).await.unwrap(), 5, "328 bytes a user with a trait");
+}
