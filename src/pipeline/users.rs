@@ -55,7 +55,7 @@ pub async fn build_users_in(
         setup: format!("CREATE VIEW identity_map AS {IDENTITY_MAP_SQL}"),
         query: "SELECT * FROM identity_map ORDER BY anonymous_id".to_owned(),
     };
-    let map_rows = write_table(&ctx, warehouse, "identity_map", &[map], version).await?;
+    let map_rows = write_table(&ctx, warehouse, "identity_map", &[map], version, threads).await?;
     // users reads the map just written rather than computing it again.
     let _ = ctx.deregister_table("identity_map");
     let url = warehouse.location.url_of(&warehouse.table_path(&derived_file("identity_map")));
@@ -81,7 +81,7 @@ pub async fn build_users_in(
             query: users.clone(),
         })
         .collect();
-    write_table(&ctx, warehouse, "users", &steps, version).await
+    write_table(&ctx, warehouse, "users", &steps, version, threads).await
 }
 
 /// What a user takes while `users` is built, besides its traits (its group
@@ -268,6 +268,7 @@ async fn write_table(
     table: &str,
     steps: &[Step],
     version: u64,
+    threads: usize,
 ) -> Result<u64> {
     let started = std::time::Instant::now();
     let path = warehouse.table_path(&derived_file(table));
@@ -292,7 +293,7 @@ async fn write_table(
             None => {
                 let store = Arc::clone(&warehouse.location.store);
                 let mut created =
-                    ParquetOut::create(store, path.clone(), url.clone(), schema, next.as_ref())?;
+                    ParquetOut::create(store, path.clone(), url.clone(), schema, next.as_ref(), threads > 1)?;
                 created.set_metadata(BUILT_FROM, version.to_string());
                 out.insert(created)
             }

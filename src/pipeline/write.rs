@@ -53,7 +53,8 @@ impl Job {
         let path = self.warehouse.staged(&self.run_id, &relative);
         let url = self.warehouse.location.url_of(&self.warehouse.table_path(&relative));
         files.push(relative);
-        ParquetOut::create(Arc::clone(&self.warehouse.location.store), path, url, schema, first)
+        // Partitions are written concurrently already.
+        ParquetOut::create(Arc::clone(&self.warehouse.location.store), path, url, schema, first, false)
     }
 }
 
