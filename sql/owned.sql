@@ -5,11 +5,11 @@
 -- Internal names hold a `$`, which no column name of identifies can.
 --
 -- Templated by src/pipeline/users.rs: the slice placeholders are empty
--- when users is built in one go; else they keep one slice k of the owners
--- (src/slice.rs), map_slice with
---     WHERE il_slice(user_id) = k
+-- when users is built in one go; else they keep one slice k of n of the
+-- owners (src/slice.rs), map_slice with
+--     WHERE il_slice(user_id, n) = k
 -- and slice with
---     AND (i.user_id IS NULL OR il_slice(i.user_id) = k)
+--     AND (i.user_id IS NULL OR il_slice(i.user_id, n) = k)
 -- An identify of the slice has a user id in it, or none and an anonymous id
 -- linked to a user in it: the map's other rows give no identify of the slice
 -- its owner. An identify whose anonymous id is linked to a user of another

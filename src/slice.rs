@@ -1,36 +1,35 @@
-//! `il_slice(owner)`: which of `build-users`' slices a user id falls in, a
+//! `il_slice(id, slices)`: which of `build-users`' slices an id falls in, a
 //! hash of its bytes modulo the number of slices. `users` is built one slice
-//! of its users at a time when all of them at once would not fit the memory
-//! budget (see `pipeline/users.rs`); every identify of a user falls in the
-//! user's slice, so each slice's users are complete.
+//! of its users at a time, and `identity_map` one slice of its anonymous
+//! ids, when all of them at once would not fit the memory budget (see
+//! `pipeline/users.rs`); every row of an id falls in the id's slice, so each
+//! slice's groups are complete.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, Int64Array};
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::{Result, exec_err};
+use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use xxhash_rust::xxh3::xxh3_64;
 
-/// The function for `slices` slices, to register on a session.
-pub fn udf(slices: u64) -> ScalarUDF {
+/// The function, to register on a session.
+pub fn udf() -> ScalarUDF {
     ScalarUDF::from(Slice {
-        slices: slices.max(1),
-        signature: Signature::exact(vec![DataType::Utf8], Volatility::Immutable),
+        signature: Signature::exact(vec![DataType::Utf8, DataType::Int64], Volatility::Immutable),
     })
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct Slice {
-    slices: u64,
     signature: Signature,
 }
 
-/// The slice of one user id.
-pub fn slice_of(owner: &str, slices: u64) -> i64 {
-    (xxh3_64(owner.as_bytes()) % slices.max(1)) as i64
+/// The slice of one id.
+pub fn slice_of(id: &str, slices: u64) -> i64 {
+    (xxh3_64(id.as_bytes()) % slices.max(1)) as i64
 }
 
 impl ScalarUDFImpl for Slice {
@@ -47,14 +46,16 @@ impl ScalarUDFImpl for Slice {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let [owner] = args.args.as_slice() else {
-            return exec_err!("il_slice takes one argument, not {}", args.args.len());
+        let [ids, ColumnarValue::Scalar(ScalarValue::Int64(Some(slices @ 1..)))] = args.args.as_slice()
+        else {
+            return exec_err!("il_slice takes an id and a positive number of slices");
         };
-        let owners = owner.to_array(args.number_rows)?;
-        let Some(owners) = owners.as_string_opt::<i32>() else {
-            return exec_err!("il_slice takes a string, not {}", owners.data_type());
+        let ids = ids.to_array(args.number_rows)?;
+        let Some(ids) = ids.as_string_opt::<i32>() else {
+            return exec_err!("il_slice takes a string, not {}", ids.data_type());
         };
-        let slices: Int64Array = owners.iter().map(|o| o.map(|o| slice_of(o, self.slices))).collect();
+        let slices = *slices as u64;
+        let slices: Int64Array = ids.iter().map(|id| id.map(|id| slice_of(id, slices))).collect();
         Ok(ColumnarValue::Array(Arc::new(slices)))
     }
 }
@@ -68,9 +69,9 @@ mod tests {
     #[tokio::test]
     async fn every_id_falls_in_one_slice_the_same_in_sql_and_rust() {
         let ctx = SessionContext::new();
-        ctx.register_udf(udf(3));
+        ctx.register_udf(udf());
         let batches = ctx
-            .sql("SELECT il_slice(id) AS s FROM (VALUES ('u1'), ('u2'), ('u3'), (NULL)) AS t(id)")
+            .sql("SELECT il_slice(id, 3) AS s FROM (VALUES ('u1'), ('u2'), ('u3'), (NULL)) AS t(id)")
             .await
             .unwrap()
             .collect()
@@ -85,5 +86,7 @@ mod tests {
             (0..100).map(|i| slice_of(&format!("user{i}"), 3)).collect();
         assert_eq!(spread.len(), 3, "ids spread over every slice");
         assert_eq!(slice_of("u1", 1), 0);
+        let zero = ctx.sql("SELECT il_slice('u1', 0)").await.unwrap().collect().await;
+        assert!(zero.is_err(), "no slice of none");
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, UInt64Type};
+use datafusion::common::internal_err;
 use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use datafusion::physical_plan::{displayable, execute_stream};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
@@ -33,8 +34,8 @@ pub async fn build_users(config: &WarehouseConfig, warehouse: &Warehouse, thread
     build_users_in(config, warehouse, threads, None).await
 }
 
-/// `build_users`, with `users` built in that many slices of its users
-/// instead of as many as its memory share needs.
+/// `build_users`, with `identity_map` and `users` each built in that many
+/// slices instead of as many as their memory share needs.
 pub async fn build_users_in(
     config: &WarehouseConfig,
     warehouse: &Warehouse,
@@ -51,33 +52,35 @@ pub async fn build_users_in(
         // The derived tables are rebuilt from identifies alone.
         let _ = ctx.deregister_table(table);
     }
-    let map = Step {
-        setup: format!("CREATE VIEW identity_map AS {IDENTITY_MAP_SQL}"),
-        query: "SELECT * FROM identity_map ORDER BY anonymous_id".to_owned(),
+    ctx.register_udf(crate::slice::udf());
+    let sliced = match slices {
+        Some(n) => Slices { map: n.max(1), users: n.max(1) },
+        None => slices_needed(&ctx, config, trait_columns(&state.columns).len()).await?,
     };
-    let map_rows = write_table(&ctx, warehouse, "identity_map", &[map], version, threads).await?;
+    let map: Vec<Step> = (0..sliced.map)
+        .map(|k| Step {
+            setup: format!("CREATE OR REPLACE VIEW identity_map AS {}", map_sql(sliced.map, k)),
+            query: "SELECT * FROM identity_map ORDER BY anonymous_id".to_owned(),
+        })
+        .collect();
+    let map_rows = write_table(&ctx, warehouse, "identity_map", &map, version, threads).await?;
     // users reads the map just written rather than computing it again.
     let _ = ctx.deregister_table("identity_map");
     let url = warehouse.location.url_of(&warehouse.table_path(&derived_file("identity_map")));
     ctx.register_parquet("identity_map", &url, ParquetReadOptions::default())
         .await
         .map_err(|source| Error::DataFusion { action: "registering identity_map", source })?;
-    let slices = match slices {
-        Some(slices) => slices.max(1),
-        None => users_slices(&ctx, config, trait_columns(&state.columns).len()).await?,
-    };
-    ctx.register_udf(crate::slice::udf(slices));
     // A slice joins with the map's rows of its users only.
-    let slice_map_rows = map_rows.div_ceil(slices);
+    let slice_map_rows = map_rows.div_ceil(sliced.users);
     let slice_map_bytes = slice_map_rows.saturating_mul(MAP_ROW_BYTES);
     keep_join_sides(&ctx);
     if slice_map_bytes <= config.memory_limit / 8 {
         share_the_map(&ctx, slice_map_rows, slice_map_bytes);
     }
     let users = users_sql(&state.columns);
-    let steps: Vec<Step> = (0..slices)
+    let steps: Vec<Step> = (0..sliced.users)
         .map(|k| Step {
-            setup: format!("CREATE OR REPLACE VIEW owned AS {}", owned_sql(slices, k)),
+            setup: format!("CREATE OR REPLACE VIEW owned AS {}", owned_sql(sliced.users, k)),
             query: users.clone(),
         })
         .collect();
@@ -92,45 +95,81 @@ pub async fn build_users_in(
 const USER_BYTES: u64 = 300;
 const USER_TRAIT_BYTES: u64 = 28;
 
-/// The users' share of `--memory-limit`: with the default 2 GiB, ~700k
-/// users of 21 traits at once, for a peak of ~0.8 GB.
-const USERS_SHARE: (u64, u64) = (3, 10);
+/// What an anonymous id takes while `identity_map` is built (its group, its
+/// earliest link's state, the sort), in peak RSS: at 20M events, 3.9M of
+/// them peaked at 837 MiB at once and 590 MiB in two slices.
+const MAP_ID_BYTES: u64 = 200;
 
-/// Each slice reads and joins identifies again; past this many, the
-/// aggregates spill instead.
+/// The share of `--memory-limit` that one slice's groups may take: with the
+/// default 2 GiB, ~700k users of 21 traits at once, for a peak of ~0.8 GB.
+const SLICE_SHARE: (u64, u64) = (3, 10);
+
+/// Each slice reads identifies again; past this many, the aggregates spill
+/// instead.
 const MAX_SLICES: u64 = 8;
 
-/// How many slices of its users `users` is built in, one after another, so
-/// that one slice's users fit their share of the memory limit. Most builds
-/// take one; the users are counted (approximately) only when identifies has
+/// How many slices of their groups `identity_map` and `users` are built in.
+#[derive(Debug, PartialEq, Eq)]
+struct Slices {
+    map: u64,
+    users: u64,
+}
+
+/// The slices that let one slice's groups (anonymous ids for the map, users
+/// for `users`) fit their share of the memory limit. Most builds take one
+/// of each; the groups are counted (approximately) only when identifies has
 /// more rows than would fit.
-async fn users_slices(ctx: &SessionContext, config: &WarehouseConfig, traits: usize) -> Result<u64> {
-    let budget = (config.memory_limit / USERS_SHARE.1 * USERS_SHARE.0).max(1);
+async fn slices_needed(ctx: &SessionContext, config: &WarehouseConfig, traits: usize) -> Result<Slices> {
+    let budget = (config.memory_limit / SLICE_SHARE.1 * SLICE_SHARE.0).max(1);
     let per_user = USER_BYTES + USER_TRAIT_BYTES * traits as u64;
-    // Each user has an identify: their number bounds the users'.
-    let rows = count(ctx, "SELECT count(*) FROM identifies").await?;
-    if rows.saturating_mul(per_user) <= budget {
-        return Ok(1);
+    // Each user, and each linked anonymous id, has an identify: their number
+    // bounds both.
+    let rows = counts(ctx, "SELECT count(*) FROM identifies").await?[0];
+    if rows.saturating_mul(per_user.max(MAP_ID_BYTES)) <= budget {
+        return Ok(Slices { map: 1, users: 1 });
     }
-    let users = count(ctx, "SELECT approx_distinct(user_id) FROM identifies").await?;
-    let slices = slices_for(users, per_user, budget);
-    tracing::info!(users, slices, "building users in slices");
+    let counted = counts(
+        ctx,
+        "SELECT approx_distinct(anonymous_id) FILTER (WHERE user_id IS NOT NULL), \
+                approx_distinct(user_id) \
+         FROM identifies",
+    )
+    .await?;
+    let (ids, users) = (counted[0], counted[1]);
+    let slices =
+        Slices { map: slices_for(ids, MAP_ID_BYTES, budget), users: slices_for(users, per_user, budget) };
+    tracing::info!(anonymous_ids = ids, users, ?slices, "slices of identity_map and users");
     Ok(slices)
 }
 
-fn slices_for(users: u64, per_user: u64, budget: u64) -> u64 {
-    users.saturating_mul(per_user).div_ceil(budget.max(1)).clamp(1, MAX_SLICES)
+fn slices_for(groups: u64, per_group: u64, budget: u64) -> u64 {
+    groups.saturating_mul(per_group).div_ceil(budget.max(1)).clamp(1, MAX_SLICES)
 }
 
-/// A query's single number.
-async fn count(ctx: &SessionContext, sql: &str) -> Result<u64> {
+/// A query's one row of numbers.
+async fn counts(ctx: &SessionContext, sql: &str) -> Result<Vec<u64>> {
     let failed = |source| Error::DataFusion { action: "counting identifies", source };
     let batches = run_sql(ctx, sql).await?.collect().await.map_err(failed)?;
-    let Some(column) = batches.iter().find(|b| b.num_rows() > 0).map(|b| b.column(0)) else {
-        return Ok(0);
+    let Some(row) = batches.iter().find(|b| b.num_rows() > 0) else {
+        return internal_err!("`{sql}` returned no row").map_err(failed);
     };
-    let column = cast(column, &DataType::UInt64).map_err(|e| failed(e.into()))?;
-    Ok(column.as_primitive::<UInt64Type>().value(0))
+    row.columns()
+        .iter()
+        .map(|column| {
+            let column = cast(column, &DataType::UInt64).map_err(|e| failed(e.into()))?;
+            Ok(column.as_primitive::<UInt64Type>().value(0))
+        })
+        .collect()
+}
+
+/// `sql/identity_map.sql`, all of it, or the anonymous ids of slice `k` of
+/// `slices`.
+fn map_sql(slices: u64, k: u64) -> String {
+    let slice = match slices {
+        0 | 1 => String::new(),
+        _ => format!("  AND il_slice(anonymous_id, {slices}) = {k}"),
+    };
+    IDENTITY_MAP_SQL.replace("{{slice}}", &slice)
 }
 
 /// `sql/owned.sql`, all of it, or the identifies of slice `k` of `slices`.
@@ -138,8 +177,8 @@ fn owned_sql(slices: u64, k: u64) -> String {
     let (map, identifies) = match slices {
         0 | 1 => (String::new(), String::new()),
         _ => (
-            format!("WHERE il_slice(user_id) = {k}"),
-            format!("  AND (i.user_id IS NULL OR il_slice(i.user_id) = {k})"),
+            format!("WHERE il_slice(user_id, {slices}) = {k}"),
+            format!("  AND (i.user_id IS NULL OR il_slice(i.user_id, {slices}) = {k})"),
         ),
     };
     OWNED_SQL.replace("{{map_slice}}", &map).replace("{{slice}}", &identifies)

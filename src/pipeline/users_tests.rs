@@ -39,7 +39,7 @@ async fn collapse(trait_columns: &[ColumnDef], rows: &str) -> (String, String) {
         names.iter().map(|n| format!(", {n}")).collect::<String>()
     );
     ctx.sql(&view).await.unwrap().collect().await.unwrap();
-    ctx.sql(&format!("CREATE VIEW identity_map AS {IDENTITY_MAP_SQL}"))
+    ctx.sql(&format!("CREATE VIEW identity_map AS {}", map_sql(1, 0)))
         .await
         .unwrap()
         .collect()
@@ -157,7 +157,7 @@ async fn name_is_filled_at_the_user_level() {
 }
 
 #[test]
-fn users_are_sliced_to_fit_their_share_and_no_finer() {
+fn groups_are_sliced_to_fit_their_share_and_no_finer() {
     // 1M users of 760 bytes in 600 MB: two slices; within it, one.
     assert_eq!(slices_for(1_000_000, 760, 600_000_000), 2);
     assert_eq!(slices_for(700_000, 760, 600_000_000), 1);
@@ -169,30 +169,63 @@ fn users_are_sliced_to_fit_their_share_and_no_finer() {
     assert_eq!(slices_for(1, 760, 0), MAX_SLICES);
 }
 
+fn code(sql: String) -> String {
+    sql.lines().filter(|l| !l.starts_with("--")).collect::<Vec<_>>().join("\n")
+}
+
 #[test]
 fn a_slice_keeps_its_owners_identifies_and_their_map_rows() {
-    let code = |sql: String| sql.lines().filter(|l| !l.starts_with("--")).collect::<Vec<_>>().join("\n");
     assert!(!code(owned_sql(1, 0)).contains("il_slice"));
     let sliced = code(owned_sql(3, 2));
-    assert!(sliced.contains("AND (i.user_id IS NULL OR il_slice(i.user_id) = 2)"), "{sliced}");
-    assert!(sliced.contains("FROM identity_map\n      WHERE il_slice(user_id) = 2)"), "{sliced}");
+    assert!(sliced.contains("AND (i.user_id IS NULL OR il_slice(i.user_id, 3) = 2)"), "{sliced}");
+    assert!(sliced.contains("FROM identity_map\n      WHERE il_slice(user_id, 3) = 2)"), "{sliced}");
     assert!(!sliced.contains("{{"), "{sliced}");
 }
 
+#[test]
+fn a_map_slice_keeps_the_links_of_its_anonymous_ids() {
+    let whole = code(map_sql(1, 0));
+    assert!(!whole.contains("il_slice") && !whole.contains("{{"), "{whole}");
+    let sliced = code(map_sql(4, 1));
+    assert!(
+        sliced.contains("WHERE user_id IS NOT NULL AND anonymous_id IS NOT NULL\n  AND il_slice(anonymous_id, 4) = 1\nGROUP BY"),
+        "{sliced}"
+    );
+}
+
 #[tokio::test]
-async fn users_are_counted_only_when_the_rows_would_not_fit() {
+async fn groups_are_counted_only_when_the_rows_would_not_fit() {
     let ctx = SessionContext::new();
-    let rows = (0..10).map(|i| format!("('u{}')", i % 4)).collect::<Vec<_>>().join(", ");
-    ctx.sql(&format!("CREATE TABLE identifies (user_id VARCHAR) AS VALUES {rows}")).await.unwrap();
+    // 10 identifies, 4 users, 3 linked anonymous ids (a0 twice, a1, a2).
+    let rows = (0..10)
+        .map(|i| match i {
+            0..=3 => format!("('u{}', 'a{}')", i % 4, i % 3),
+            _ => format!("('u{}', NULL)", i % 4),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    ctx.sql(&format!("CREATE TABLE identifies (user_id VARCHAR, anonymous_id VARCHAR) AS VALUES {rows}"))
+        .await
+        .unwrap();
     let config = |memory_limit| WarehouseConfig {
         warehouse: "memory://w".into(),
         memory_limit,
         spill_dir: None,
         now: chrono::Utc::now(),
     };
-    // 300 bytes a user without traits: 10 rows fit 3000 bytes, 4 users 1200.
-    assert_eq!(users_slices(&ctx, &config(10_000), 0).await.unwrap(), 1);
-    assert_eq!(users_slices(&ctx, &config(4_000), 0).await.unwrap(), 1, "4 users fit where 10 rows do not");
-    assert_eq!(users_slices(&ctx, &config(2_000), 0).await.unwrap(), 2);
-    assert_eq!(users_slices(&ctx, &config(1_000), 1).await.unwrap(), 5, "328 bytes a user with a trait");
+    let slices = |map, users| Slices { map, users };
+    // 300 bytes a user without traits, 200 an anonymous id: 10 rows fit
+    // 3000 bytes, 4 users 1200, 3 anonymous ids 600.
+    assert_eq!(slices_needed(&ctx, &config(10_000), 0).await.unwrap(), slices(1, 1));
+    assert_eq!(
+        slices_needed(&ctx, &config(4_000), 0).await.unwrap(),
+        slices(1, 1),
+        "the groups fit, the rows do not"
+    );
+    assert_eq!(slices_needed(&ctx, &config(2_000), 0).await.unwrap(), slices(1, 2));
+    assert_eq!(
+        slices_needed(&ctx, &config(1_000), 1).await.unwrap(),
+        slices(2, 5),
+        "328 bytes a user with a trait"
+    );
 }

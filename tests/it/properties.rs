@@ -1,6 +1,6 @@
 //! Laws: loading a set of events in one run, or split over several runs in
 //! any order, gives the same `users` and `identity_map`; so does building
-//! `users` in slices of its users.
+//! them in slices (of their users, of the map's anonymous ids).
 
 use std::sync::Arc;
 
@@ -132,7 +132,7 @@ proptest! {
     }
 
     #[test]
-    fn users_built_in_slices_are_the_users_built_at_once(
+    fn tables_built_in_slices_are_the_tables_built_at_once(
         events in proptest::collection::vec(event(), 1..25),
         slices in 2u64..5,
     ) {
