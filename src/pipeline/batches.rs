@@ -9,6 +9,8 @@ use super::lines::{Line, LineReader};
 /// About this many bytes of lines per batch.
 const BATCH_BYTES: usize = 1 << 20;
 const BATCH_LINES: usize = 8192;
+/// Past `BATCH_BYTES`, room for the line that fills a batch.
+const BATCH_SLACK: usize = 64 << 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LineKind {
@@ -44,6 +46,12 @@ impl LineBatch {
         self.lines.push(BatchLine { number, kind, start, end: self.data.len() });
     }
 
+    /// Room for a full batch, so that its bytes are not copied again and
+    /// again as the buffer grows (~1% of the load's CPU).
+    fn with_room() -> Self {
+        LineBatch { data: Vec::with_capacity(BATCH_BYTES + BATCH_SLACK), lines: Vec::with_capacity(1024) }
+    }
+
     fn is_full(&self) -> bool {
         self.data.len() >= BATCH_BYTES || self.lines.len() >= BATCH_LINES
     }
@@ -53,7 +61,7 @@ impl LineBatch {
 /// stream. Returns when the receiver hangs up.
 pub fn produce(input: impl BufRead, max_line_bytes: usize, tx: SyncSender<io::Result<LineBatch>>) {
     let mut lines = LineReader::new(input, max_line_bytes);
-    let mut batch = LineBatch::default();
+    let mut batch = LineBatch::with_room();
     loop {
         match lines.next_line() {
             Ok(Some((number, line))) => {
@@ -62,7 +70,9 @@ pub fn produce(input: impl BufRead, max_line_bytes: usize, tx: SyncSender<io::Re
                     Line::Text(text) => batch.push(number, LineKind::Text, text),
                     Line::TooLong { kept, len } => batch.push(number, LineKind::TooLong(len), kept),
                 }
-                if batch.is_full() && tx.send(Ok(std::mem::take(&mut batch))).is_err() {
+                if batch.is_full()
+                    && tx.send(Ok(std::mem::replace(&mut batch, LineBatch::with_room()))).is_err()
+                {
                     return;
                 }
             }
