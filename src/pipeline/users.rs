@@ -57,12 +57,8 @@ pub async fn build_users_in(
         Some(n) => Slices { map: n.max(1), users: n.max(1) },
         None => slices_needed(&ctx, config, trait_columns(&state.columns).len()).await?,
     };
-    let map: Vec<Step> = (0..sliced.map)
-        .map(|k| Step {
-            setup: format!("CREATE OR REPLACE VIEW identity_map AS {}", map_sql(sliced.map, k)),
-            query: "SELECT * FROM identity_map ORDER BY anonymous_id".to_owned(),
-        })
-        .collect();
+    let map =
+        sliced_steps("identity_map", sliced.map, map_sql, "SELECT * FROM identity_map ORDER BY anonymous_id");
     let map_rows = write_table(&ctx, warehouse, "identity_map", &map, version, threads).await?;
     // users reads the map just written rather than computing it again.
     let _ = ctx.deregister_table("identity_map");
@@ -77,13 +73,7 @@ pub async fn build_users_in(
     if slice_map_bytes <= config.memory_limit / 8 {
         share_the_map(&ctx, slice_map_rows, slice_map_bytes);
     }
-    let users = users_sql(&state.columns);
-    let steps: Vec<Step> = (0..sliced.users)
-        .map(|k| Step {
-            setup: format!("CREATE OR REPLACE VIEW owned AS {}", owned_sql(sliced.users, k)),
-            query: users.clone(),
-        })
-        .collect();
+    let steps = sliced_steps("owned", sliced.users, owned_sql, &users_sql(&state.columns));
     write_table(&ctx, warehouse, "users", &steps, version, threads).await
 }
 
@@ -297,6 +287,17 @@ async fn run_sql(ctx: &SessionContext, sql: &str) -> Result<datafusion::datafram
 struct Step {
     setup: String,
     query: String,
+}
+
+/// One step per slice: `view` defined as slice `k` of `slices` (by
+/// `sql(slices, k)`), then `query` over it.
+fn sliced_steps(view: &str, slices: u64, sql: fn(u64, u64) -> String, query: &str) -> Vec<Step> {
+    (0..slices)
+        .map(|k| Step {
+            setup: format!("CREATE OR REPLACE VIEW {view} AS {}", sql(slices, k)),
+            query: query.to_owned(),
+        })
+        .collect()
 }
 
 /// Streams the steps' results, one after another, into the table's single
