@@ -161,15 +161,40 @@ fn skip_white(b: &[u8], mut i: usize) -> usize {
 /// (and never past the end of `b`, whatever it holds).
 fn string_end(b: &[u8], mut i: usize) -> usize {
     i += 1;
-    while let Some(j) = b.get(i..).and_then(|rest| memchr::memchr2(b'"', b'\\', rest)) {
-        i += j;
-        if b[i] == b'"' {
-            return i + 1;
+    loop {
+        i = special(b, i);
+        match b.get(i) {
+            None => return b.len(),
+            Some(b'"') => return i + 1,
+            // An escape: skip the backslash and the character it escapes.
+            Some(b'\\') => i += 2,
+            // A raw control character, in text that is not valid JSON.
+            Some(_) => i += 1,
         }
-        // An escape: skip the backslash and the character it escapes.
-        i += 2;
     }
-    b.len()
+}
+
+/// Where the first `"`, `\\` or control character is, from `i` on (the
+/// length of `b` if none is): eight bytes at a time, as serde_json's own
+/// scan does. JSON strings are mostly short, too short for `memchr`'s setup
+/// to pay off.
+pub(super) fn special(b: &[u8], i: usize) -> usize {
+    const ONES: u64 = u64::MAX / 255;
+    const HIGH: u64 = ONES << 7;
+    let mut i = i.min(b.len());
+    while let Some(chunk) = b.get(i..i + 8) {
+        let w = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        let control = w.wrapping_sub(ONES * 0x20) & !w;
+        let quote = w ^ (ONES * u64::from(b'"'));
+        let backslash = w ^ (ONES * u64::from(b'\\'));
+        let found = (control | (quote.wrapping_sub(ONES) & !quote) | (backslash.wrapping_sub(ONES) & !backslash)) & HIGH;
+        if found != 0 {
+            // The lowest flag is exact; those above it may not be.
+            return i + found.trailing_zeros() as usize / 8;
+        }
+        i += 8;
+    }
+    i + b[i..].iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20).unwrap_or(b.len() - i)
 }
 
 /// Just past the valid JSON value starting at `i`.
@@ -221,9 +246,10 @@ fn check_depth(text: &str) -> Result<(), NotObject> {
 /// The content of a validated JSON string. Without a backslash there is
 /// nothing to decode (valid JSON strings hold no raw control characters), so
 /// it borrows the text between the quotes.
-fn unquote(text: &str) -> Cow<'_, str> {
+pub(super) fn unquote(text: &str) -> Cow<'_, str> {
     let inner = &text[1..text.len() - 1];
-    if memchr::memchr(b'\\', inner.as_bytes()).is_none() {
+    // Nothing but an escape's backslash is special in a valid string.
+    if special(inner.as_bytes(), 0) == inner.len() {
         return Cow::Borrowed(inner);
     }
     serde_json::from_str::<CowStr>(text).map(|s| s.0).unwrap_or_default()
@@ -426,6 +452,14 @@ impl<'a> Member<'a> {
 impl<'a> Line<'a> {
     /// [`RawObject::parse_line`] for a whole line.
     pub fn parse_line(text: &'a str) -> Result<Self, NotObject> {
+        match super::json_scan::scan_line(text) {
+            Some(line) => Ok(line),
+            None => Self::parse_serde(text),
+        }
+    }
+
+    /// What the scan does not take, serde_json parses and decides.
+    fn parse_serde(text: &'a str) -> Result<Self, NotObject> {
         // A line with a lone surrogate or nested too deep is decided below.
         if !has_lone_surrogate(text)
             && let Ok(line) = serde_json::from_str::<Line<'a>>(text)
@@ -621,7 +655,7 @@ pub(crate) mod tests {
 
     /// A line as the raw parse alone sees it: context, traits and the other
     /// members, each in compact form.
-    fn seen(line: &Line) -> [String; 3] {
+    pub(crate) fn seen(line: &Line) -> [String; 3] {
         let member = |m: &Member| match m {
             Member::Absent => "absent".to_owned(),
             Member::Object(o) => o.to_compact(),
@@ -634,7 +668,7 @@ pub(crate) mod tests {
         [member(&line.context), member(&line.traits), others.to_compact()]
     }
 
-    fn raw_parse(text: &str) -> Result<[String; 3], NotObject> {
+    pub(crate) fn raw_parse(text: &str) -> Result<[String; 3], NotObject> {
         RawObject::parse_line(text).map(|members| seen(&Line::of_raw(members)))
     }
 

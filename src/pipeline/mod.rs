@@ -11,6 +11,7 @@ pub mod history;
 pub mod identifies;
 pub mod ingest;
 pub mod json;
+pub mod json_scan;
 pub mod lines;
 pub mod lock;
 pub mod naming;
