@@ -101,10 +101,11 @@ pub struct StagedReject {
 /// the cores that parse, and compressed it stays several times smaller.
 const BLOCK_BYTES: usize = 256 * 1024;
 
-/// zstd's fast negative levels compress this data ~4× (at −7; ~5× at −3,
-/// whose 1M load took 2% longer: 173 against 217 MB of spill) and decompress
-/// it at ~2 GB/s per core.
-const SPILL_LEVEL: i32 = -7;
+/// zstd's fast negative levels trade size for time. Measured on the 1M
+/// load (spill peak; user time, three runs each): −7 207 MB, 17.9–18.7 s;
+/// −20 305 MB, 17.0–18.4 s; −40 389 MB, 17.4–17.9 s. Compression runs on
+/// the cores that parse; the size costs disk, written back by the kernel.
+const SPILL_LEVEL: i32 = -20;
 
 /// An append-only file of records, in compressed blocks: each block is its
 /// compressed length and raw length (u32 LE) and the zstd frame of its
