@@ -171,7 +171,12 @@ fn parse(line: &[u8], opts: &ParseOptions) -> Result<Outcome, Rejected> {
             Raw::String(s) => s.into_owned(),
             _ => super::json::minify(c),
         }),
-        leaves: flatten_event(context.as_ref(), &traits),
+        // serde_json escapes what an id may hold that a plain line cannot.
+        leaves: flatten_event(
+            context.as_ref(),
+            &traits,
+            parsed.plain && email_json.as_ref().is_none_or(|json| !json.contains('\\')),
+        ),
     }))
 }
 

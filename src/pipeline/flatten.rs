@@ -235,17 +235,26 @@ impl<'s> Columns<'s> {
 
 /// Leaves of `context` (except `context.traits`) and of the merged traits,
 /// in input order, one per column.
-pub fn flatten_event(context: Option<&RawObject>, traits: &RawObject) -> Leaves {
+/// `plain`: they are of a [`super::json::Line::plain`] line.
+pub fn flatten_event(context: Option<&RawObject>, traits: &RawObject, plain: bool) -> Leaves {
     thread_local! {
         static SCRATCH: RefCell<Scratch> = RefCell::default();
     }
     SCRATCH.with_borrow_mut(|scratch| {
         scratch.next_event();
-        flatten_with(scratch, context, traits)
+        flatten_with(scratch, Event { context, traits, plain })
     })
 }
 
-fn flatten_with(scratch: &mut Scratch, context: Option<&RawObject>, traits: &RawObject) -> Leaves {
+/// What [`flatten_event`] flattens.
+struct Event<'e, 'a> {
+    context: Option<&'e RawObject<'a>>,
+    traits: &'e RawObject<'a>,
+    plain: bool,
+}
+
+fn flatten_with(scratch: &mut Scratch, event: Event) -> Leaves {
+    let Event { context, traits, plain } = event;
     let mut leaves = Leaves {
         text: String::with_capacity(1024),
         traits_len: 0,
@@ -255,7 +264,7 @@ fn flatten_with(scratch: &mut Scratch, context: Option<&RawObject>, traits: &Raw
     let mut copied = std::mem::take(&mut scratch.copied);
     copied.clear();
     copied.resize(traits.0.len(), None);
-    traits.write_compact(&mut leaves.text, |i, at| copied[i] = Some(at));
+    traits.write_compact(&mut leaves.text, plain, |i, at| copied[i] = Some(at));
     leaves.traits_len = leaves.text.len();
 
     let mut path = String::with_capacity(64);
@@ -264,7 +273,8 @@ fn flatten_with(scratch: &mut Scratch, context: Option<&RawObject>, traits: &Raw
         path.push_str("context");
         for (key, value) in context.0.iter() {
             if key != "traits" {
-                visit(false, key, value, None, &mut path, LeafSource::Context, &mut columns, &mut leaves);
+                let at = Visit { source: LeafSource::Context, plain, copied: None };
+                visit(false, key, value, at, &mut path, &mut columns, &mut leaves);
             }
         }
         columns.push_to(&mut leaves);
@@ -272,8 +282,8 @@ fn flatten_with(scratch: &mut Scratch, context: Option<&RawObject>, traits: &Raw
     let mut columns = Columns::new(scratch, traits.0.len() + 8);
     path.clear();
     for ((key, value), at) in traits.0.iter().zip(&copied) {
-        let copied = at.map(|at| Copied { raw: value, at });
-        visit(false, key, value, copied, &mut path, LeafSource::Trait, &mut columns, &mut leaves);
+        let at = Visit { source: LeafSource::Trait, plain, copied: at.map(|at| Copied { raw: value, at }) };
+        visit(false, key, value, at, &mut path, &mut columns, &mut leaves);
     }
     fill_name(&mut columns, &mut leaves);
     columns.push_to(&mut leaves);
@@ -281,17 +291,26 @@ fn flatten_with(scratch: &mut Scratch, context: Option<&RawObject>, traits: &Raw
     leaves
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Where a member's leaves come from, which its nested members share.
+#[derive(Clone, Copy)]
+struct Visit<'a> {
+    source: LeafSource,
+    /// The line is plain (see [`super::json::Line::plain`]).
+    plain: bool,
+    /// The top-level trait's value, if it went into the traits JSON unchanged.
+    copied: Option<Copied<'a>>,
+}
+
 fn visit(
     nested: bool,
     key: &str,
     value: &str,
-    copied: Option<Copied>,
+    at: Visit,
     path: &mut String,
-    source: LeafSource,
     columns: &mut Columns,
     leaves: &mut Leaves,
 ) {
+    let Visit { source, plain, copied } = at;
     let len = path.len();
     // Context paths start with `context`; a nested trait key always gets a
     // separator, even below an empty key.
@@ -301,14 +320,14 @@ fn visit(
     path.push_str(key);
     // A member copied unchanged had no white space: its raw text is already
     // the compact form of every value in it.
-    let (kind, span) = match Raw::of(value) {
+    let (kind, span) = match Raw::read(value, plain) {
         Raw::Null => {
             path.truncate(len);
             return;
         }
         Raw::Object(object) => {
             for (k, v) in object.0.iter() {
-                visit(true, k, v, copied, path, source, columns, leaves);
+                visit(true, k, v, at, path, columns, leaves);
             }
             path.truncate(len);
             return;
@@ -366,7 +385,7 @@ mod tests {
     fn leaves(context: &str, traits: &str) -> Vec<(String, Kind, String)> {
         let context = RawObject::parse(context).unwrap();
         let traits = RawObject::parse(traits).unwrap();
-        let leaves = flatten_event(Some(&context), &traits);
+        let leaves = flatten_event(Some(&context), &traits, false);
         leaves
             .list
             .iter()
@@ -420,7 +439,7 @@ mod tests {
             r#"{"plan":"pro","n":1.50,"ok":true,"tags":["a", "b"],"esc":"a\"b","address":{"city":"Oslo","zip":""},"spaced": {"x" : 1}}"#,
         )
         .unwrap();
-        let leaves = flatten_event(None, &traits);
+        let leaves = flatten_event(None, &traits, false);
         assert_eq!(leaves.traits(), traits.to_compact());
         let got: Vec<(&str, &str, bool)> = leaves
             .list
@@ -445,7 +464,7 @@ mod tests {
     #[test]
     fn a_nested_key_given_twice_is_a_span_of_its_last_value() {
         let text = r#"{"a":{"k":"first","k":"second"}}"#;
-        let leaves = flatten_event(None, &RawObject::parse(text).unwrap());
+        let leaves = flatten_event(None, &RawObject::parse(text).unwrap(), false);
         assert_eq!(leaves.traits(), text);
         let [leaf] = leaves.list.as_slice() else { panic!("one leaf: {:?}", leaves.list) };
         assert_eq!((leaves.value(leaf), leaf.span.end <= leaves.traits_len), ("second", true));
@@ -462,7 +481,7 @@ mod tests {
             let compact = serde_json::to_string(&traits).unwrap();
             let pretty = serde_json::to_string_pretty(&traits).unwrap();
             proptest::prop_assert_eq!(leaves("{}", &compact), leaves("{}", &pretty));
-            let json = |text: &str| flatten_event(None, &RawObject::parse(text).unwrap()).traits().to_owned();
+            let json = |text: &str| flatten_event(None, &RawObject::parse(text).unwrap(), false).traits().to_owned();
             proptest::prop_assert_eq!(json(&compact), json(&pretty));
         }
     }

@@ -61,6 +61,12 @@ impl<'a> RawObject<'a> {
     /// and ends is left to find. Parsing the nested objects of `context` and
     /// `traits` a second time with serde_json was ~5% of a load.
     pub fn of_valid(text: &'a str) -> Self {
+        Self::split(text, false)
+    }
+
+    /// [`RawObject::of_valid`], for a value of a [`Line::plain`] line when
+    /// `plain`.
+    pub fn split(text: &'a str, plain: bool) -> Self {
         let b = text.as_bytes();
         let mut members = SmallMap::with_capacity(8);
         let mut i = skip_white(b, 0) + 1;
@@ -71,7 +77,7 @@ impl<'a> RawObject<'a> {
                 break;
             }
             let key_end = string_end(b, i);
-            let key = unquote(&text[i..key_end]);
+            let key = unquote_plain(&text[i..key_end], plain);
             // White space, then `:`, then white space.
             let start = skip_white(b, skip_white(b, key_end) + 1);
             let end = value_end(b, start);
@@ -95,14 +101,15 @@ impl<'a> RawObject<'a> {
     /// without insignificant white space.
     pub fn to_compact(&self) -> String {
         let mut out = String::new();
-        self.write_compact(&mut out, |_, _| {});
+        self.write_compact(&mut out, false, |_, _| {});
         out
     }
 
     /// Appends [`RawObject::to_compact`]'s text to `out`, and calls
     /// `copied(i, at)` for each member `i` whose value went in unchanged
     /// (it had no white space to drop), starting at byte `at` of `out`.
-    pub fn write_compact(&self, out: &mut String, mut copied: impl FnMut(usize, usize)) {
+    /// The values of a [`Line::plain`] line are compact already.
+    pub fn write_compact(&self, out: &mut String, plain: bool, mut copied: impl FnMut(usize, usize)) {
         let members: usize = self.0.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
         out.reserve(members + 2);
         out.push('{');
@@ -113,7 +120,11 @@ impl<'a> RawObject<'a> {
             push_json_string(out, key);
             out.push(':');
             let at = out.len();
-            minify_into(value, out);
+            if plain {
+                out.push_str(value);
+            } else {
+                minify_into(value, out);
+            }
             if out.len() - at == value.len() {
                 copied(i, at);
             }
@@ -139,12 +150,17 @@ pub enum Raw<'a> {
 impl<'a> Raw<'a> {
     /// Classifies an already validated value's JSON text by its first byte.
     pub fn of(text: &'a str) -> Raw<'a> {
+        Self::read(text, false)
+    }
+
+    /// [`Raw::of`], for a value of a [`Line::plain`] line when `plain`.
+    pub fn read(text: &'a str, plain: bool) -> Raw<'a> {
         match text.as_bytes().first() {
             Some(b'n') => Raw::Null,
             Some(b't' | b'f') => Raw::Bool,
-            Some(b'"') => Raw::String(unquote(text)),
+            Some(b'"') => Raw::String(unquote_plain(text, plain)),
             Some(b'[') => Raw::Array(text),
-            Some(b'{') => Raw::Object(RawObject::of_valid(text)),
+            Some(b'{') => Raw::Object(RawObject::split(text, plain)),
             _ => Raw::Number(text),
         }
     }
@@ -187,7 +203,9 @@ pub(super) fn special(b: &[u8], i: usize) -> usize {
         let control = w.wrapping_sub(ONES * 0x20) & !w;
         let quote = w ^ (ONES * u64::from(b'"'));
         let backslash = w ^ (ONES * u64::from(b'\\'));
-        let found = (control | (quote.wrapping_sub(ONES) & !quote) | (backslash.wrapping_sub(ONES) & !backslash)) & HIGH;
+        let found =
+            (control | (quote.wrapping_sub(ONES) & !quote) | (backslash.wrapping_sub(ONES) & !backslash))
+                & HIGH;
         if found != 0 {
             // The lowest flag is exact; those above it may not be.
             return i + found.trailing_zeros() as usize / 8;
@@ -253,6 +271,15 @@ pub(super) fn unquote(text: &str) -> Cow<'_, str> {
         return Cow::Borrowed(inner);
     }
     serde_json::from_str::<CowStr>(text).map(|s| s.0).unwrap_or_default()
+}
+
+/// [`unquote`], which a string of a [`Line::plain`] line needs not look
+/// through for an escape.
+fn unquote_plain(text: &str, plain: bool) -> Cow<'_, str> {
+    match plain {
+        true => Cow::Borrowed(&text[1..text.len() - 1]),
+        false => unquote(text),
+    }
 }
 
 /// The deepest nesting of arrays and objects in valid JSON text.
@@ -426,6 +453,10 @@ pub struct Line<'a> {
     pub members: RawObject<'a>,
     pub context: Member<'a>,
     pub traits: Member<'a>,
+    /// No string of the line holds an escape, and no white space separates
+    /// its tokens: a string's text between its quotes is its value, and every
+    /// value's text is compact. Only the scan says so (`json_scan`).
+    pub plain: bool,
 }
 
 /// A member parsed with its line.
@@ -478,7 +509,7 @@ impl<'a> Line<'a> {
     fn of_raw(members: RawObject<'a>) -> Self {
         let context = Member::of(members.present("context"));
         let traits = Member::of(members.present("traits"));
-        Line { members, context, traits }
+        Line { members, context, traits, plain: false }
     }
 }
 

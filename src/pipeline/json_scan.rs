@@ -16,8 +16,9 @@ use super::small_map::SmallMap;
 
 /// The line split as [`Line::parse_line`] splits it, if the scan takes it.
 pub fn scan_line(text: &str) -> Option<Line<'_>> {
-    let mut scan = Scan { text, b: text.as_bytes(), i: 0 };
+    let mut scan = Scan { text, b: text.as_bytes(), i: 0, escaped: false, spaced: false };
     scan.white();
+    scan.spaced = false;
     if scan.peek() != Some(b'{') {
         return None;
     }
@@ -34,6 +35,7 @@ pub fn scan_line(text: &str) -> Option<Line<'_>> {
         }
         Some(())
     })?;
+    line.plain = !scan.escaped && !scan.spaced;
     scan.white();
     (scan.i == scan.b.len()).then_some(line)
 }
@@ -43,6 +45,10 @@ struct Scan<'a> {
     b: &'a [u8],
     /// The next byte to read.
     i: usize,
+    /// A string so far held an escape.
+    escaped: bool,
+    /// White space so far separated tokens.
+    spaced: bool,
 }
 
 impl<'a> Scan<'a> {
@@ -53,6 +59,7 @@ impl<'a> Scan<'a> {
     fn white(&mut self) {
         while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
             self.i += 1;
+            self.spaced = true;
         }
     }
 
@@ -178,6 +185,7 @@ impl<'a> Scan<'a> {
                 _ => return None,
             }
             escaped = true;
+            self.escaped = true;
             match b.get(i + 1)? {
                 b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
                 b'u' => {
@@ -240,6 +248,7 @@ impl<'a> Scan<'a> {
 mod tests {
     use proptest::prelude::*;
 
+    use super::super::flatten::flatten_event;
     use super::super::json::tests::{json_value, raw_parse, seen};
     use super::super::json::{NotObject, special};
     use super::*;
@@ -250,6 +259,17 @@ mod tests {
         let line = scan_line(text)?;
         assert_eq!(Ok(seen(&line)), raw_parse(text), "{text}");
         Some(seen(&line))
+    }
+
+    #[test]
+    fn plain_lines() {
+        assert!(
+            scan_line(r#" {"a":{"b":[1,"é"]},"c":"d"} "#).unwrap().plain,
+            "white space around the object"
+        );
+        for text in [r#"{"a": 1}"#, r#"{"a":[1, 2]}"#, r#"{"a":"\u00e9"}"#, r#"{"a\/":1}"#, "{\"a\":{}\n}"] {
+            assert!(!scan_line(text).unwrap().plain, "{text}");
+        }
     }
 
     #[test]
@@ -272,13 +292,45 @@ mod tests {
         let deep = |n: usize| format!("{{\"a\":{}1{}}}", "[".repeat(n - 1), "]".repeat(n - 1));
         assert!(scanned(&deep(MAX_DEPTH)).is_some());
         for text in [
-            "", " ", "[1]", "\"x\"", "{", "}", "{} x", "{}{}", r#"{"a"}"#, r#"{"a":}"#, r#"{"a":1,}"#,
-            r#"{"a":1 "b":2}"#, r#"{"a":[1,]}"#, r#"{"a":[1 2]}"#, r#"{a:1}"#, r#"{'a':1}"#,
-            r#"{"a":01}"#, r#"{"a":1.}"#, r#"{"a":.5}"#, r#"{"a":-}"#, r#"{"a":+1}"#, r#"{"a":1e}"#,
-            r#"{"a":1e+}"#, r#"{"a":0x1}"#, r#"{"a":NaN}"#, r#"{"a":tru}"#, r#"{"a":nul}"#, r#"{"a":truex}"#,
-            r#"{"a":"\x"}"#, r#"{"a":"\u12G4"}"#, r#"{"a":"\u12"}"#, r#"{"a":"x}"#, "{\"a\":\"\t\"}",
-            "{\"a\u{1}\":1}", r#"{"a":"\ud800"}"#, r#"{"a":"\uD83D\uDE00"}"#, r#"{"a":"\uDC00"}"#,
-            "{\"a\":1}\u{b}", "\u{feff}{}",
+            "",
+            " ",
+            "[1]",
+            "\"x\"",
+            "{",
+            "}",
+            "{} x",
+            "{}{}",
+            r#"{"a"}"#,
+            r#"{"a":}"#,
+            r#"{"a":1,}"#,
+            r#"{"a":1 "b":2}"#,
+            r#"{"a":[1,]}"#,
+            r#"{"a":[1 2]}"#,
+            r#"{a:1}"#,
+            r#"{'a':1}"#,
+            r#"{"a":01}"#,
+            r#"{"a":1.}"#,
+            r#"{"a":.5}"#,
+            r#"{"a":-}"#,
+            r#"{"a":+1}"#,
+            r#"{"a":1e}"#,
+            r#"{"a":1e+}"#,
+            r#"{"a":0x1}"#,
+            r#"{"a":NaN}"#,
+            r#"{"a":tru}"#,
+            r#"{"a":nul}"#,
+            r#"{"a":truex}"#,
+            r#"{"a":"\x"}"#,
+            r#"{"a":"\u12G4"}"#,
+            r#"{"a":"\u12"}"#,
+            r#"{"a":"x}"#,
+            "{\"a\":\"\t\"}",
+            "{\"a\u{1}\":1}",
+            r#"{"a":"\ud800"}"#,
+            r#"{"a":"\uD83D\uDE00"}"#,
+            r#"{"a":"\uDC00"}"#,
+            "{\"a\":1}\u{b}",
+            "\u{feff}{}",
         ] {
             assert_eq!(scan_line(text).map(|l| seen(&l)), None, "{text:?}");
         }
@@ -300,6 +352,23 @@ mod tests {
             let line = serde_json::json!({ "type": "identify", "context": context, "other": other, "traits": traits });
             for text in [serde_json::to_string(&line).unwrap(), serde_json::to_string_pretty(&line).unwrap()] {
                 prop_assert!(scanned(&text).is_some(), "{}", text);
+            }
+        }
+
+        /// A line is plain when it has no escape and no white space between
+        /// tokens, and a plain line's leaves are those it would have if not.
+        #[test]
+        fn plain_lines_flatten_as_any_other(context in json_value(), traits in json_value()) {
+            let line = serde_json::json!({ "context": { "c": context }, "traits": { "t": traits, "u": [traits] } });
+            let (compact, pretty) = (serde_json::to_string(&line).unwrap(), serde_json::to_string_pretty(&line).unwrap());
+            for (text, spaced) in [(compact, false), (pretty, true)] {
+                let scanned = scan_line(&text).unwrap();
+                prop_assert_eq!(scanned.plain, !spaced && !text.contains('\\'), "{}", text);
+                let (Member::Object(context), Member::Object(traits)) = (&scanned.context, &scanned.traits) else {
+                    panic!("{text}")
+                };
+                let flatten = |plain| flatten_event(Some(context), traits, plain);
+                prop_assert_eq!(flatten(scanned.plain), flatten(false));
             }
         }
 
