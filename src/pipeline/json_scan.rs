@@ -6,8 +6,8 @@
 //! The scan accepts a subset of what serde_json accepts, and splits it as
 //! serde_json does (pinned by property tests). It gives up on a line that is
 //! not valid JSON, on one nested deeper than [`MAX_DEPTH`], and on one with a
-//! `\u` escape of a surrogate: serde_json parses those, and decides them
-//! with its reason.
+//! `\u` escape of a surrogate that is not half of a pair: serde_json parses
+//! those, and decides them with its reason.
 
 use std::borrow::Cow;
 
@@ -102,16 +102,8 @@ impl<'a> Scan<'a> {
         depth: usize,
         mut member: impl FnMut(&mut Self, Cow<'a, str>) -> Option<()>,
     ) -> Option<()> {
-        if depth > MAX_DEPTH {
-            return None;
-        }
-        self.i += 1;
-        self.white();
-        if self.peek() == Some(b'}') {
-            self.i += 1;
-            return Some(());
-        }
-        loop {
+        let mut more = self.open(depth, b'}')?;
+        while more {
             if self.peek() != Some(b'"') {
                 return None;
             }
@@ -127,45 +119,47 @@ impl<'a> Scan<'a> {
             self.i += 1;
             self.white();
             member(self, key)?;
-            self.white();
-            match self.peek()? {
-                b',' => {
-                    self.i += 1;
-                    self.white();
-                }
-                b'}' => {
-                    self.i += 1;
-                    return Some(());
-                }
-                _ => return None,
-            }
+            more = self.next(b'}')?;
         }
+        Some(())
     }
 
     fn array(&mut self, depth: usize) -> Option<()> {
+        let mut more = self.open(depth, b']')?;
+        while more {
+            self.value(depth)?;
+            more = self.next(b']')?;
+        }
+        Some(())
+    }
+
+    /// Past the opening bracket of a container nesting `depth` deep: does
+    /// an element follow, or `close` at once?
+    fn open(&mut self, depth: usize, close: u8) -> Option<bool> {
         if depth > MAX_DEPTH {
             return None;
         }
         self.i += 1;
         self.white();
-        if self.peek() == Some(b']') {
-            self.i += 1;
-            return Some(());
-        }
-        loop {
-            self.value(depth)?;
-            self.white();
-            match self.peek()? {
-                b',' => {
-                    self.i += 1;
-                    self.white();
-                }
-                b']' => {
-                    self.i += 1;
-                    return Some(());
-                }
-                _ => return None,
+        let empty = self.peek() == Some(close);
+        self.i += usize::from(empty);
+        Some(!empty)
+    }
+
+    /// Past an element: does another follow its `,`, or `close` end them?
+    fn next(&mut self, close: u8) -> Option<bool> {
+        self.white();
+        match self.peek()? {
+            b',' => {
+                self.i += 1;
+                self.white();
+                Some(true)
             }
+            c if c == close => {
+                self.i += 1;
+                Some(false)
+            }
+            _ => None,
         }
     }
 
@@ -188,15 +182,18 @@ impl<'a> Scan<'a> {
             self.escaped = true;
             match b.get(i + 1)? {
                 b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
-                b'u' => {
-                    let hex = b.get(i + 2..i + 6)?;
-                    let surrogate = matches!(hex[0], b'd' | b'D')
-                        && matches!(hex[1], b'8' | b'9' | b'a'..=b'f' | b'A'..=b'F');
-                    if surrogate || !hex.iter().all(u8::is_ascii_hexdigit) {
-                        return None;
+                // A surrogate only as the first half of a pair (an emoji,
+                // say); serde_json decides a lone one.
+                b'u' => match unit(b, i + 2)? {
+                    0xD800..=0xDBFF if b.get(i + 6..i + 8) == Some(b"\\u") => {
+                        if !(0xDC00..=0xDFFF).contains(&unit(b, i + 8)?) {
+                            return None;
+                        }
+                        i += 12;
                     }
-                    i += 6;
-                }
+                    0xD800..=0xDFFF => return None,
+                    _ => i += 6,
+                },
                 _ => return None,
             }
         }
@@ -244,6 +241,11 @@ impl<'a> Scan<'a> {
     }
 }
 
+/// The UTF-16 unit of the four hex digits at `i`.
+fn unit(b: &[u8], i: usize) -> Option<u32> {
+    b.get(i..i + 4)?.iter().try_fold(0, |unit, &c| Some(unit << 4 | char::from(c).to_digit(16)?))
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -282,6 +284,7 @@ mod tests {
             r#"{"context":null,"traits":[1e400],"k\u0065y":"\u00e9\u20AC"}"#,
             r#"{"context":{"a":1},"context":"x","traits":{"t":2},"traits":null}"#,
             r#"{"":"","é":"ü","a\"b":{"":[[],{}]}}"#,
+            r#"{"emoji":"\uD83D\uDE00 \ud83d\ude00","\uDBFF\uDFFF":1}"#,
         ] {
             assert!(scanned(text).is_some(), "{text}");
         }
@@ -327,8 +330,12 @@ mod tests {
             "{\"a\":\"\t\"}",
             "{\"a\u{1}\":1}",
             r#"{"a":"\ud800"}"#,
-            r#"{"a":"\uD83D\uDE00"}"#,
             r#"{"a":"\uDC00"}"#,
+            r#"{"a":"\uD83D\u0041"}"#,
+            r#"{"a":"\uD83D\uD83D"}"#,
+            r#"{"a":"\uD83D"}"#,
+            r#"{"a":"\uD83D\uDE0"}"#,
+            r#"{"a":"\uDE00\uD83D"}"#,
             "{\"a\":1}\u{b}",
             "\u{feff}{}",
         ] {
@@ -393,6 +400,15 @@ mod tests {
                 prop_assert!(serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok(), "{}", text);
             }
             scanned(&text);
+        }
+
+        /// `\\u` escapes of any UTF-16 units: the scan takes a line whose
+        /// surrogates all pair up, and leaves the rest to serde_json.
+        #[test]
+        fn surrogates_in_pairs_only(units in prop::collection::vec(prop_oneof![0xD7F0u16..0xE010, any::<u16>()], 0..6)) {
+            let escapes: String = units.iter().map(|u| format!("\\u{u:04x}")).collect();
+            let text = format!(r#"{{"traits":{{"k":"{escapes}"}},"{escapes}":1}}"#);
+            prop_assert_eq!(scanned(&text).is_some(), String::from_utf16(&units).is_ok(), "{}", text);
         }
 
         /// Eight bytes at a time finds what a byte at a time finds.
