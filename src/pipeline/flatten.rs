@@ -273,8 +273,8 @@ fn flatten_with(scratch: &mut Scratch, event: Event) -> Leaves {
         path.push_str("context");
         for (key, value) in context.0.iter() {
             if key != "traits" {
-                let at = Visit { source: LeafSource::Context, plain, copied: None };
-                visit(false, key, value, at, &mut path, &mut columns, &mut leaves);
+                let origin = Visit { source: LeafSource::Context, plain, copied: None };
+                visit(false, key, value, origin, &mut path, &mut columns, &mut leaves);
             }
         }
         columns.push_to(&mut leaves);
@@ -282,8 +282,9 @@ fn flatten_with(scratch: &mut Scratch, event: Event) -> Leaves {
     let mut columns = Columns::new(scratch, traits.0.len() + 8);
     path.clear();
     for ((key, value), at) in traits.0.iter().zip(&copied) {
-        let at = Visit { source: LeafSource::Trait, plain, copied: at.map(|at| Copied { raw: value, at }) };
-        visit(false, key, value, at, &mut path, &mut columns, &mut leaves);
+        let origin =
+            Visit { source: LeafSource::Trait, plain, copied: at.map(|at| Copied { raw: value, at }) };
+        visit(false, key, value, origin, &mut path, &mut columns, &mut leaves);
     }
     fill_name(&mut columns, &mut leaves);
     columns.push_to(&mut leaves);
@@ -305,12 +306,12 @@ fn visit(
     nested: bool,
     key: &str,
     value: &str,
-    at: Visit,
+    origin: Visit,
     path: &mut String,
     columns: &mut Columns,
     leaves: &mut Leaves,
 ) {
-    let Visit { source, plain, copied } = at;
+    let Visit { source, plain, copied } = origin;
     let len = path.len();
     // Context paths start with `context`; a nested trait key always gets a
     // separator, even below an empty key.
@@ -327,7 +328,7 @@ fn visit(
         }
         Raw::Object(object) => {
             for (k, v) in object.0.iter() {
-                visit(true, k, v, at, path, columns, leaves);
+                visit(true, k, v, origin, path, columns, leaves);
             }
             path.truncate(len);
             return;

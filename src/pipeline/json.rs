@@ -1,8 +1,9 @@
 //! Borrowed JSON: an object's members as raw, unparsed text, so that numbers
 //! keep their exact JSON text and nested values are only parsed when needed.
-//! A line is validated once, by serde_json; the nested objects in it are then
-//! split by [`RawObject::of_valid`], which relies on that and only finds
-//! where members start and end.
+//! A line is validated once, by the scan of `json_scan` (or serde_json, for
+//! what the scan gives up on); the nested objects in it are then split by
+//! [`RawObject::split`], which relies on that and only finds where members
+//! start and end.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -56,16 +57,11 @@ impl<'a> RawObject<'a> {
         })
     }
 
-    /// The members of `text`, a JSON object that serde_json has already
-    /// validated (as part of its line): only where each key and value starts
-    /// and ends is left to find. Parsing the nested objects of `context` and
-    /// `traits` a second time with serde_json was ~5% of a load.
-    pub fn of_valid(text: &'a str) -> Self {
-        Self::split(text, false)
-    }
-
-    /// [`RawObject::of_valid`], for a value of a [`Line::plain`] line when
-    /// `plain`.
+    /// The members of `text`, a JSON object already validated as part of its
+    /// line: only where each key and value starts and ends is left to find.
+    /// Parsing the nested objects of `context` and `traits` a second time
+    /// with serde_json was ~5% of a load. `plain`: `text` is of a
+    /// [`Line::plain`] line.
     pub fn split(text: &'a str, plain: bool) -> Self {
         let b = text.as_bytes();
         let mut members = SmallMap::with_capacity(8);
@@ -315,10 +311,6 @@ fn has_lone_surrogate(text: &str) -> bool {
         return false;
     }
     let b = text.as_bytes();
-    let unit = |i: usize| -> Option<u16> {
-        let hex = b.get(i..i + 4)?;
-        u16::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
-    };
     let mut i = 0;
     let mut pending_high = false;
     while i < b.len() {
@@ -336,7 +328,7 @@ fn has_lone_surrogate(text: &str) -> bool {
             i += 2;
             continue;
         }
-        let u = unit(i + 2).unwrap_or(0);
+        let u = utf16_unit(b, i + 2).unwrap_or(0);
         match u {
             0xD800..=0xDBFF if pending_high => return true,
             0xD800..=0xDBFF => pending_high = true,
@@ -348,6 +340,11 @@ fn has_lone_surrogate(text: &str) -> bool {
         i += 6;
     }
     pending_high
+}
+
+/// The UTF-16 unit of the four hex digits at `i` of a `\\u` escape.
+pub(super) fn utf16_unit(b: &[u8], i: usize) -> Option<u32> {
+    b.get(i..i + 4)?.iter().try_fold(0, |unit, &c| Some(unit << 4 | char::from(c).to_digit(16)?))
 }
 
 /// Is this raw number an integer (no fraction, no exponent)?
@@ -605,9 +602,9 @@ pub(crate) mod tests {
             r#"{"":"","é":"ü"}"#,
         ] {
             let serde = RawObject::parse(text).unwrap();
-            assert_eq!(members(&RawObject::of_valid(text)), members(&serde), "{text}");
+            assert_eq!(members(&RawObject::split(text, false)), members(&serde), "{text}");
         }
-        let o = RawObject::of_valid(r#"{"a":{"x":1},"b":2,"a":[3]}"#);
+        let o = RawObject::split(r#"{"a":{"x":1},"b":2,"a":[3]}"#, false);
         assert_eq!(members(&o), [("a".to_owned(), "[3]"), ("b".to_owned(), "2")]);
     }
 
@@ -738,12 +735,12 @@ pub(crate) mod tests {
         /// Any valid object, compact or pretty-printed, is split into the
         /// members serde_json finds.
         #[test]
-        fn of_valid_matches_serde_json(value in json_value()) {
+        fn split_matches_serde_json(value in json_value()) {
             let object = serde_json::json!({ "o": value, "k": [value], "z": 1 });
             let compact = serde_json::to_string(&object).unwrap();
             for text in [compact, serde_json::to_string_pretty(&object).unwrap()] {
                 let serde = RawObject::parse(&text).unwrap();
-                proptest::prop_assert_eq!(members(&RawObject::of_valid(&text)), members(&serde));
+                proptest::prop_assert_eq!(members(&RawObject::split(&text, false)), members(&serde));
                 // A nested object, split by `Raw::of`.
                 let nested = serde.get("o").unwrap();
                 if let Raw::Object(inner) = Raw::of(nested) {

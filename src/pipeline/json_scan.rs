@@ -11,7 +11,7 @@
 
 use std::borrow::Cow;
 
-use super::json::{Line, MAX_DEPTH, Member, RawObject, special, unquote};
+use super::json::{Line, MAX_DEPTH, Member, RawObject, special, unquote, utf16_unit as unit};
 use super::small_map::SmallMap;
 
 /// The line split as [`Line::parse_line`] splits it, if the scan takes it.
@@ -239,11 +239,6 @@ impl<'a> Scan<'a> {
         self.i = i;
         Some(())
     }
-}
-
-/// The UTF-16 unit of the four hex digits at `i`.
-fn unit(b: &[u8], i: usize) -> Option<u32> {
-    b.get(i..i + 4)?.iter().try_fold(0, |unit, &c| Some(unit << 4 | char::from(c).to_digit(16)?))
 }
 
 #[cfg(test)]
