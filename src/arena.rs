@@ -64,6 +64,18 @@ impl Arena {
         self.bytes
     }
 
+    /// Asks the CPU to start fetching a record that `get` will soon be
+    /// asked for: records are read in the random order of their groups,
+    /// and each one read cold waited for memory.
+    pub fn prefetch(&self, at: Ref) {
+        if at == Ref::NONE {
+            return;
+        }
+        if let Some(Some(chunk)) = self.chunks.get(at.chunk()) {
+            prefetch(chunk.data[at.offset()..].as_ptr());
+        }
+    }
+
     pub fn get(&self, at: Ref) -> &[u8] {
         if at == Ref::NONE {
             return &[];
@@ -230,6 +242,17 @@ fn sparse(chunk: &Chunk) -> bool {
 
 /// The group of the record at `offset`, where its bytes start, and their
 /// length.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+pub(crate) fn prefetch<T>(at: *const T) {
+    use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+    // SAFETY: a prefetch is a hint that never faults, whatever the address.
+    unsafe { _mm_prefetch::<_MM_HINT_T0>(at.cast()) };
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) fn prefetch<T>(_at: *const T) {}
+
 fn header(data: &[u8], offset: usize) -> (u64, usize, usize) {
     let mut at = offset;
     let group = read_varint(data, &mut at) as u64;

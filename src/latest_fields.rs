@@ -315,6 +315,10 @@ impl Rows {
     }
 }
 
+/// How many rows ahead a row's record is fetched, and twice as many its
+/// place in `refs`.
+const PREFETCH: usize = 8;
+
 /// Groups decoded at a time when emitted in their order.
 const PART: usize = 16 * 1024;
 
@@ -414,6 +418,22 @@ fn decode(
     Ok(())
 }
 
+/// Whether `row`, an input row (all its fields share its key), wins every
+/// field of the group whose record is `parsed`: the record has no key or
+/// one that the row's beats, and the row has a value for each field the
+/// record has, and for one at least. Most rows of a table in time order
+/// are such rows, and replace their group's record whole.
+fn replaces(rows: &Rows, row: usize, parsed: &Parsed, record: &[u8], wins: Ordering, width: usize) -> bool {
+    rows.listed.is_none()
+        && match parsed.keys() {
+            0 => true,
+            1 => rows.key(row).cmp(&parsed.key(record, 0)) == wins,
+            _ => false,
+        }
+        && (0..width).all(|field| rows.has(field, row) || parsed.field(field).is_none())
+        && (0..width).any(|field| rows.has(field, row))
+}
+
 #[derive(Debug)]
 pub(crate) struct GroupsLatestFields {
     fields: Fields,
@@ -474,8 +494,24 @@ impl GroupsLatestFields {
             if !selected(filter, row) {
                 continue;
             }
+            if let Some(&ahead) = groups.get(row + PREFETCH) {
+                arena.prefetch(refs[ahead]);
+            }
+            if let Some(&ahead) = groups.get(row + 2 * PREFETCH) {
+                crate::arena::prefetch(&refs[ahead]);
+            }
             let record = arena.get(refs[group]);
             parsed.read(record, width);
+            if replaces(&rows, row, parsed, record, *wins, width) {
+                // The record the general case would write, for less work:
+                // one key, the row's, and the row's values.
+                let values =
+                    (0..width).map(|field| rows.has(field, row).then(|| (0, encoded[field].bytes(row))));
+                record::write(written, std::iter::once(rows.key(row)), values);
+                arena.free(refs[group]);
+                refs[group] = arena.put(group, written);
+                continue;
+            }
             won.clear();
             compared.clear();
             for field in 0..width {
