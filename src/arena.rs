@@ -33,6 +33,8 @@ impl Ref {
 }
 
 const CHUNK: usize = 256 * 1024;
+/// How many rows ahead `prefetch_ahead` fetches a record.
+const PREFETCH: usize = 8;
 /// A record's header: its group (counted from the first group ever, see
 /// [`Arena::forget`]) and its length, as varints: at most this long.
 const HEADER: usize = 20;
@@ -64,15 +66,22 @@ impl Arena {
         self.bytes
     }
 
-    /// Asks the CPU to start fetching a record that `get` will soon be
-    /// asked for: records are read in the random order of their groups,
-    /// and each one read cold waited for memory.
-    pub fn prefetch(&self, at: Ref) {
-        if at == Ref::NONE {
-            return;
-        }
-        if let Some(Some(chunk)) = self.chunks.get(at.chunk()) {
+    /// Asks the CPU to start fetching the record of the group `PREFETCH`
+    /// rows after `row`, and where the record of the one twice as far is:
+    /// records are read in the random order of their groups, and each one
+    /// read cold waited for memory.
+    pub fn prefetch_ahead(&self, refs: &[Ref], groups: &[usize], row: usize) {
+        if let Some(&group) = groups.get(row + PREFETCH)
+            && let Some(&at) = refs.get(group)
+            && at != Ref::NONE
+            && let Some(Some(chunk)) = self.chunks.get(at.chunk())
+        {
             prefetch(chunk.data[at.offset()..].as_ptr());
+        }
+        if let Some(&group) = groups.get(row + 2 * PREFETCH)
+            && let Some(at) = refs.get(group)
+        {
+            prefetch(at);
         }
     }
 
@@ -244,14 +253,14 @@ fn sparse(chunk: &Chunk) -> bool {
 /// length.
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
-pub(crate) fn prefetch<T>(at: *const T) {
+fn prefetch<T>(at: *const T) {
     use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
     // SAFETY: a prefetch is a hint that never faults, whatever the address.
     unsafe { _mm_prefetch::<_MM_HINT_T0>(at.cast()) };
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-pub(crate) fn prefetch<T>(_at: *const T) {}
+fn prefetch<T>(_at: *const T) {}
 
 fn header(data: &[u8], offset: usize) -> (u64, usize, usize) {
     let mut at = offset;

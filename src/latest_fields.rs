@@ -315,10 +315,6 @@ impl Rows {
     }
 }
 
-/// How many rows ahead a row's record is fetched, and twice as many its
-/// place in `refs`.
-const PREFETCH: usize = 8;
-
 /// Groups decoded at a time when emitted in their order.
 const PART: usize = 16 * 1024;
 
@@ -494,12 +490,7 @@ impl GroupsLatestFields {
             if !selected(filter, row) {
                 continue;
             }
-            if let Some(&ahead) = groups.get(row + PREFETCH) {
-                arena.prefetch(refs[ahead]);
-            }
-            if let Some(&ahead) = groups.get(row + 2 * PREFETCH) {
-                crate::arena::prefetch(&refs[ahead]);
-            }
+            arena.prefetch_ahead(refs, groups, row);
             let record = arena.get(refs[group]);
             parsed.read(record, width);
             if replaces(&rows, row, parsed, record, *wins, width) {

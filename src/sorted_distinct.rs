@@ -157,6 +157,7 @@ impl GroupsAccumulator for GroupsSortedDistinct {
         self.refs.resize(total_num_groups, Ref::NONE);
         let values = strings(&values[0])?;
         for (row, &group) in group_indices.iter().enumerate() {
+            self.arena.prefetch_ahead(&self.refs, group_indices, row);
             if selected(opt_filter, row) && values.is_valid(row) {
                 self.insert(group, values.value(row).as_bytes());
             }
