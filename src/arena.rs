@@ -249,8 +249,7 @@ fn sparse(chunk: &Chunk) -> bool {
     chunk.live < chunk.data.len() / 4 * 3
 }
 
-/// The group of the record at `offset`, where its bytes start, and their
-/// length.
+/// A hint to the CPU to fetch the cache line at `at`.
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 fn prefetch<T>(at: *const T) {
@@ -262,6 +261,8 @@ fn prefetch<T>(at: *const T) {
 #[cfg(not(target_arch = "x86_64"))]
 fn prefetch<T>(_at: *const T) {}
 
+/// The group of the record at `offset`, where its bytes start, and their
+/// length.
 fn header(data: &[u8], offset: usize) -> (u64, usize, usize) {
     let mut at = offset;
     let group = read_varint(data, &mut at) as u64;
