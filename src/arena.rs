@@ -94,6 +94,12 @@ impl Arena {
         &data[start..start + len]
     }
 
+    /// `group`'s new record in place of its old one, `refs[group]`.
+    pub fn replace(&mut self, refs: &mut [Ref], group: usize, record: &[u8]) {
+        self.free(refs[group]);
+        refs[group] = self.put(group, record);
+    }
+
     /// Appends `group`'s record; the caller frees its old one.
     pub fn put(&mut self, group: usize, record: &[u8]) -> Ref {
         let need = HEADER + record.len();

@@ -499,8 +499,7 @@ impl GroupsLatestFields {
                 let values =
                     (0..width).map(|field| rows.has(field, row).then(|| (0, encoded[field].bytes(row))));
                 record::write(written, std::iter::once(rows.key(row)), values);
-                arena.free(refs[group]);
-                refs[group] = arena.put(group, written);
+                arena.replace(refs, group, written);
                 continue;
             }
             won.clear();
@@ -550,8 +549,7 @@ impl GroupsLatestFields {
                 })
             });
             record::write(written, key_values, values);
-            arena.free(refs[group]);
-            refs[group] = arena.put(group, written);
+            arena.replace(refs, group, written);
         }
         arena.tidy(refs);
         Ok(())

@@ -109,8 +109,7 @@ impl GroupsSortedDistinct {
         put_varint(&mut self.written, value.len());
         self.written.extend_from_slice(value);
         self.written.extend_from_slice(&record[split..]);
-        self.arena.free(self.refs[group]);
-        self.refs[group] = self.arena.put(group, &self.written);
+        self.arena.replace(&mut self.refs, group, &self.written);
     }
 
     /// The first `n` groups' lists; the groups are let go.

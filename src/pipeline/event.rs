@@ -171,12 +171,9 @@ fn parse(line: &[u8], opts: &ParseOptions) -> Result<Outcome, Rejected> {
             Raw::String(s) => s.into_owned(),
             _ => super::json::minify(c),
         }),
-        // serde_json escapes what an id may hold that a plain line cannot.
-        leaves: flatten_event(
-            context.as_ref(),
-            &traits,
-            parsed.plain && email_json.as_ref().is_none_or(|json| !json.contains('\\')),
-        ),
+        // An e-mail filled from the user id is a string of this line, which
+        // holds nothing serde_json escapes when the line is plain.
+        leaves: flatten_event(context.as_ref(), &traits, parsed.plain),
     }))
 }
 
