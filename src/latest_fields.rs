@@ -315,6 +315,12 @@ impl Rows {
     }
 }
 
+/// An empty vector on `values`' allocation, for values of another lifetime.
+fn recycle<'b>(mut values: Vec<Option<(usize, &[u8])>>) -> Vec<Option<(usize, &'b [u8])>> {
+    values.clear();
+    values.into_iter().map(|_| None).collect()
+}
+
 /// Groups decoded at a time when emitted in their order.
 const PART: usize = 16 * 1024;
 
@@ -486,6 +492,9 @@ impl GroupsLatestFields {
         let mut keys: Vec<Origin> = Vec::new();
         // Per field, its key among `keys`, and whether its value is new.
         let mut sources: Vec<Option<(usize, bool)>> = Vec::with_capacity(width);
+        // The new record's values, gathered once for the record's three
+        // passes over them.
+        let mut values: Vec<Option<(usize, &[u8])>> = Vec::with_capacity(width);
         for (row, &group) in groups.iter().enumerate() {
             if !selected(filter, row) {
                 continue;
@@ -496,9 +505,11 @@ impl GroupsLatestFields {
             if replaces(&rows, row, parsed, record, *wins, width) {
                 // The record the general case would write, for less work:
                 // one key, the row's, and the row's values.
-                let values =
-                    (0..width).map(|field| rows.has(field, row).then(|| (0, encoded[field].bytes(row))));
-                record::write(written, std::iter::once(rows.key(row)), values);
+                values.clear();
+                values.extend(
+                    (0..width).map(|field| rows.has(field, row).then(|| (0, encoded[field].bytes(row)))),
+                );
+                record::write(written, std::iter::once(rows.key(row)), &values);
                 arena.replace(refs, group, written);
                 continue;
             }
@@ -542,13 +553,16 @@ impl GroupsLatestFields {
                 Origin::Record(key) => parsed.key(record, key),
                 Origin::Row(key) => rows.key(key),
             });
-            let values = sources.iter().enumerate().map(|(field, source)| {
+            // These values borrow the record too, which is replaced below.
+            let mut mixed = recycle(std::mem::take(&mut values));
+            mixed.extend(sources.iter().enumerate().map(|(field, source)| {
                 source.map(|(key, new)| match new {
                     true => (key, encoded[field].bytes(row)),
                     false => (key, &record[parsed.field(field).map_or(0..0, |(_, value)| value)]),
                 })
-            });
-            record::write(written, key_values, values);
+            }));
+            record::write(written, key_values, &mixed);
+            values = recycle(mixed);
             arena.replace(refs, group, written);
         }
         arena.tidy(refs);

@@ -111,7 +111,7 @@ impl Parsed {
 pub(super) fn write<'a>(
     out: &mut Vec<u8>,
     keys: impl ExactSizeIterator<Item = Key<'a>>,
-    fields: impl Iterator<Item = Option<(usize, &'a [u8])>> + Clone,
+    fields: &[Option<(usize, &[u8])>],
 ) {
     out.clear();
     let one = keys.len() == 1;
@@ -129,19 +129,18 @@ pub(super) fn write<'a>(
     }
     if one {
         let start = out.len();
-        let width = fields.clone().count();
-        out.resize(start + width.div_ceil(8), 0);
-        for (field, value) in fields.clone().enumerate() {
+        out.resize(start + fields.len().div_ceil(8), 0);
+        for (field, value) in fields.iter().enumerate() {
             if value.is_some() {
                 out[start + field / 8] |= 1 << (field % 8);
             }
         }
     } else {
-        for field in fields.clone() {
+        for field in fields {
             put_varint(out, field.map_or(0, |(key, _)| key + 1));
         }
     }
-    for (_, value) in fields.flatten() {
+    for (_, value) in fields.iter().flatten() {
         put_varint(out, value.len());
         out.extend_from_slice(value);
     }
@@ -171,7 +170,7 @@ mod tests {
     /// Writes a record of `keys` and `fields` and checks that it reads back.
     fn reads_back(keys: &[Key<'_>], fields: &[Option<(usize, &[u8])>]) {
         let mut out = Vec::new();
-        write(&mut out, keys.iter().copied(), fields.iter().copied());
+        write(&mut out, keys.iter().copied(), fields);
         let mut parsed = Parsed::default();
         parsed.read(&out, fields.len());
         for (field, expected) in fields.iter().enumerate() {

@@ -78,6 +78,10 @@ impl Column {
 
     fn pad_to(&mut self, rows: usize) {
         let n = rows.saturating_sub(self.len());
+        // Most values land in a column that is already full up to their row.
+        if n == 0 {
+            return;
+        }
         match self {
             Column::Boolean(b) => b.append_nulls(n),
             Column::Int64(b) => b.append_nulls(n),
