@@ -315,12 +315,6 @@ impl Rows {
     }
 }
 
-/// An empty vector on `values`' allocation, for values of another lifetime.
-fn recycle<'b>(mut values: Vec<Option<(usize, &[u8])>>) -> Vec<Option<(usize, &'b [u8])>> {
-    values.clear();
-    values.into_iter().map(|_| None).collect()
-}
-
 /// Groups decoded at a time when emitted in their order.
 const PART: usize = 16 * 1024;
 
@@ -492,8 +486,8 @@ impl GroupsLatestFields {
         let mut keys: Vec<Origin> = Vec::new();
         // Per field, its key among `keys`, and whether its value is new.
         let mut sources: Vec<Option<(usize, bool)>> = Vec::with_capacity(width);
-        // The new record's values, gathered once for the record's three
-        // passes over them.
+        // A replacing row's values, gathered once for the three passes of
+        // `record::write` over them.
         let mut values: Vec<Option<(usize, &[u8])>> = Vec::with_capacity(width);
         for (row, &group) in groups.iter().enumerate() {
             if !selected(filter, row) {
@@ -553,16 +547,19 @@ impl GroupsLatestFields {
                 Origin::Record(key) => parsed.key(record, key),
                 Origin::Row(key) => rows.key(key),
             });
-            // These values borrow the record too, which is replaced below.
-            let mut mixed = recycle(std::mem::take(&mut values));
-            mixed.extend(sources.iter().enumerate().map(|(field, source)| {
-                source.map(|(key, new)| match new {
-                    true => (key, encoded[field].bytes(row)),
-                    false => (key, &record[parsed.field(field).map_or(0..0, |(_, value)| value)]),
+            // These values borrow the record being replaced, so they cannot
+            // go in `values`, which outlives it.
+            let merged: Vec<_> = sources
+                .iter()
+                .enumerate()
+                .map(|(field, source)| {
+                    source.map(|(key, new)| match new {
+                        true => (key, encoded[field].bytes(row)),
+                        false => (key, &record[parsed.field(field).map_or(0..0, |(_, value)| value)]),
+                    })
                 })
-            }));
-            record::write(written, key_values, &mixed);
-            values = recycle(mixed);
+                .collect();
+            record::write(written, key_values, &merged);
             arena.replace(refs, group, written);
         }
         arena.tidy(refs);

@@ -125,6 +125,10 @@ fn email_from_user_id() {
     let e = parse(r#"{"type":"identify","userId":"ann@example.com","traits":{"plan":"pro"}}"#);
     assert_eq!(e.traits(), r#"{"plan":"pro","email":"ann@example.com"}"#);
     assert_eq!(e.leaves.column(&e.leaves.list[1]), Ok("email"));
+    // An escaped user id fills the e-mail with its value, escaped again in traits.
+    let e = parse(r#"{"type":"identify","userId":"a\"nn@example.com"}"#);
+    assert_eq!(e.traits(), r#"{"email":"a\"nn@example.com"}"#);
+    assert_eq!(e.leaves.value(&e.leaves.list[0]), r#"a"nn@example.com"#);
     let e = parse(r#"{"type":"identify","userId":"ann@example.com","traits":{"email":"b@x.io"}}"#);
     assert_eq!(e.traits(), r#"{"email":"b@x.io"}"#);
     for not_email in ["ann", "ann@example", "a nn@example.com", "@example.com", "a@b@c.com"] {
