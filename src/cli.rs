@@ -106,6 +106,12 @@ pub struct LoadArgs {
     /// Rows per written record batch (testing).
     #[arg(long, hide = true, default_value_t = 8192, env = "IDENTIFY_LOADER_BATCH_ROWS")]
     pub batch_rows: usize,
+
+    /// Stage every event in the local spill and write the tables once all
+    /// are read, the way a load goes when writing as it reads gives up
+    /// (testing).
+    #[arg(long, hide = true, env = "IDENTIFY_LOADER_THROUGH_SPILL")]
+    pub through_spill: bool,
 }
 
 #[derive(Debug, Args)]

@@ -33,6 +33,8 @@ pub struct LoadConfig {
     pub max_reject_ratio: f64,
     pub read: ReadOptions,
     pub batch_rows: usize,
+    /// Stage every event in the spill (see [`crate::pipeline::direct`]).
+    pub through_spill: bool,
     /// Partitions written at once.
     pub threads: usize,
     /// Show a progress bar when stderr is a terminal.
@@ -78,6 +80,7 @@ impl LoadConfig {
             max_reject_ratio: args.max_reject_ratio,
             read: ReadOptions { chunk_bytes: args.chunk_bytes, buffer_bytes: args.buffer_bytes.max(1) },
             batch_rows: args.batch_rows.max(1),
+            through_spill: args.through_spill,
             threads: args
                 .build
                 .threads

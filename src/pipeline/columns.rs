@@ -53,6 +53,11 @@ pub struct Columns {
     /// stream mostly have the same leaves in the same order, and comparing
     /// a name with the one expected costs less than hashing it.
     recent: Vec<u32>,
+    /// Counts the changes of `entries`: a column seen for the first time, a
+    /// new column's type widened, a rollback.
+    generation: u64,
+    /// A column new to this run has changed its type since its first value.
+    widened: bool,
 }
 
 /// Where the values staged under one column id go.
@@ -119,8 +124,12 @@ impl Columns {
                 id
             }
         };
-        if let Status::New(t) = &mut self.entries[id as usize].status {
+        if let Status::New(t) = &mut self.entries[id as usize].status
+            && *t != t.join(leaf_type)
+        {
             *t = t.join(leaf_type);
+            self.generation += 1;
+            self.widened = true;
         }
         id
     }
@@ -135,6 +144,7 @@ impl Columns {
             return id;
         }
         let id = self.entries.len() as u32;
+        self.generation += 1;
         map.insert(name.to_owned(), id);
         self.entries.push(Entry { name: name.to_owned(), status });
         id
@@ -154,6 +164,18 @@ impl Columns {
         self.entries = checkpoint.0;
         // Ids past the checkpoint are void.
         self.recent.clear();
+        self.generation += 1;
+    }
+
+    /// Changes with every change of the columns or their types.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// A column new to this run has had values of two types (its type is
+    /// the join of them, which the values seen first do not have).
+    pub fn widened(&self) -> bool {
+        self.widened
     }
 
     /// The name staged under `id` (for `discards.column_name`).
@@ -215,6 +237,27 @@ mod tests {
             ]
         );
         assert_eq!(r.new_columns, [("score".into(), ColumnType::Float64), ("flag".into(), ColumnType::Utf8)]);
+    }
+
+    #[test]
+    fn generation_counts_new_columns_and_widened_types() {
+        let existing =
+            [ColumnDef { name: "age".into(), column_type: ColumnType::Int64, since_run: "r0".into() }];
+        let mut c = Columns::new(&existing);
+        let start = c.generation();
+        c.observe(0, Ok("age"), Kind::String);
+        c.observe(1, Ok("score"), Kind::Int);
+        c.observe(1, Ok("score"), Kind::Int);
+        assert_eq!(
+            (c.generation(), c.widened()),
+            (start + 1, false),
+            "one new column; an existing one keeps its type"
+        );
+        let checkpoint = c.checkpoint();
+        c.observe(1, Ok("score"), Kind::Float);
+        assert_eq!((c.generation(), c.widened()), (start + 2, true));
+        c.rollback(checkpoint);
+        assert_eq!(c.generation(), start + 3);
     }
 
     #[test]

@@ -195,6 +195,16 @@ impl BatchBuilder {
         self.rows
     }
 
+    /// Takes columns first seen after the builder was made: `columns` is
+    /// this builder's with more columns after them. The rows so far have no
+    /// value in those.
+    pub fn rebind(&mut self, schema: SchemaRef, columns: Arc<Bound>) {
+        let known = self.dynamic.len();
+        self.dynamic.extend(columns.defs[known..].iter().map(|c| Column::new(c.column_type)));
+        self.schema = schema;
+        self.columns = columns;
+    }
+
     pub fn push(&mut self, event: &StagedEvent) {
         self.id.append_value(event.id);
         self.user_id.append_option(event.user_id);

@@ -9,11 +9,12 @@ use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
 use super::columns::Columns;
+use super::direct::{Direct, gave_up, gave_up_in, writer_stopped_in};
 use super::event::{Event, Outcome, ParseOptions, RejectReason, parse_line};
 use super::history::History;
 
 use super::batches::{self, BatchLine, LineBatch, LineKind};
-use super::stage::{Stage, StagedEvent, StagedReject, StagedValue};
+use super::stage::{Stage, StagedEvent, StagedReject, StagedValue, spill_failure};
 use super::timestamp::{Micros, utc_date};
 
 /// What one source object's lines became.
@@ -50,7 +51,9 @@ impl Counts {
 /// The state of pass one across the objects of a run.
 pub struct Ingest {
     pub columns: Columns,
+    /// Rejected lines, and the accepted events unless `direct` writes them.
     pub stage: Stage,
+    pub direct: Option<Direct>,
     /// Message ids of earlier runs, within the dedup window.
     history: History,
     /// Seeded 128-bit hashes of the message ids accepted so far in this run.
@@ -74,7 +77,15 @@ impl Ingest {
         max_line_bytes: usize,
         parsers: usize,
     ) -> Self {
-        Ingest { columns, stage, history, seen: HashSet::new(), max_line_bytes, parsers: parsers.max(1) }
+        Ingest {
+            columns,
+            stage,
+            direct: None,
+            history,
+            seen: HashSet::new(),
+            max_line_bytes,
+            parsers: parsers.max(1),
+        }
     }
 
     /// Frees what only reading needed, before pass two: the message ids of
@@ -88,11 +99,23 @@ impl Ingest {
     pub fn ingest_object(&mut self, input: impl BufRead + Send, object: &ObjectInput) -> io::Result<Counts> {
         let columns = self.columns.checkpoint();
         let stage = self.stage.checkpoint()?;
+        let pushed = self.direct.as_ref().map(Direct::pushed);
         let mut seen_here = HashSet::new();
         match self.read_lines(input, object, &mut seen_here) {
             Ok(counts) => {
                 self.seen.extend(seen_here);
                 Ok(counts)
+            }
+            // Its events already written cannot be taken back: the load
+            // gives up writing as it reads, unless it stops anyway.
+            Err(e)
+                if pushed != self.direct.as_ref().map(Direct::pushed)
+                    && spill_failure(&e).is_none()
+                    && !writer_stopped_in(&e)
+                    && gave_up_in(&e).is_none() =>
+            {
+                tracing::info!(source = object.url, error = %e, "a source object failed after some of its events were written");
+                Err(gave_up("a source object failed after some of its events were written"))
             }
             Err(e) => {
                 self.columns.rollback(columns);
@@ -189,7 +212,13 @@ impl Ingest {
                     counts.identifies += 1;
                     let date = dates.date(event.received_at);
                     let staged = bind(&mut self.columns, &event);
-                    self.stage.push_event(date, &staged)?;
+                    match &mut self.direct {
+                        Some(_) if self.columns.widened() => {
+                            return Err(gave_up("a column new to this run had values of two types"));
+                        }
+                        Some(direct) => direct.push_event(date, &staged, &self.columns)?,
+                        None => self.stage.push_event(date, &staged)?,
+                    }
                 }
                 return Ok(());
             }

@@ -5,6 +5,7 @@
 pub mod batches;
 pub mod columns;
 pub mod commit;
+pub mod direct;
 pub mod event;
 pub mod flatten;
 pub mod history;
@@ -38,12 +39,15 @@ use crate::spill_dir::spill_error;
 use crate::storage::Stores;
 use crate::summary::{FailedFile, Summary};
 use columns::Columns;
-use commit::{LoadedSource, LogEntry, Warehouse};
+use columns::Resolved;
+use commit::{LoadedSource, LogEntry, TableState, Warehouse};
+use direct::Direct;
 use event::ParseOptions;
 use history::History;
 use ingest::{Counts, Ingest, ObjectInput};
 use sources::{Source, list_sources};
 use stage::Stage;
+use write::Written;
 
 /// Runs `load` and returns its summary. Errors mean nothing was committed.
 pub async fn load(config: &LoadConfig, stores: &Stores) -> Result<Summary> {
@@ -85,7 +89,6 @@ async fn load_locked(
     warehouse: &Warehouse,
     run_id: &str,
 ) -> Result<Summary> {
-    let started = Instant::now();
     let now = config.warehouse.now;
     let state = warehouse.open().await?;
     warehouse.remove_dead_staging(run_id).await?;
@@ -93,79 +96,38 @@ async fn load_locked(
     let (sources, skipped): (Vec<Source>, Vec<Source>) =
         sources.into_iter().partition(|s| !state.loaded.contains(&loaded_source(s).key()));
 
-    let spill = config.warehouse.spill_dir.as_deref();
-    let stage = Stage::new(spill).map_err(|source| spill_error(spill, source))?;
-    let history = History::open(warehouse, config.dedup_window, rand::random()).await?;
-    let mut ingest =
-        Ingest::new(Columns::new(&state.columns), stage, history, config.max_line_bytes, config.threads);
-    let mut summary = Summary {
+    let run = Run { config, warehouse, state: &state, run_id };
+    let first = if config.through_spill { Path::Spill } else { Path::Direct };
+    let read = match read_sources(&run, &sources, first).await? {
+        Some(read) => read,
+        None => {
+            warehouse.remove_staging(run_id).await?;
+            match read_sources(&run, &sources, Path::Spill).await? {
+                Some(read) => read,
+                None => unreachable!("the load through the spill does not give up"),
+            }
+        }
+    };
+    let Read { counts, loaded, failed, bytes_read, resolved, written } = read;
+    let summary = Summary {
         run_id: run_id.to_owned(),
         files_seen: (sources.len() + skipped.len()) as u64,
         files_skipped: skipped.len() as u64,
+        files_loaded: loaded.len() as u64,
+        files_failed: failed,
+        bytes_read,
+        lines: counts.lines,
+        blank_lines: counts.blank_lines,
+        identifies_loaded: counts.identifies,
+        non_identify: counts.non_identify,
+        duplicates: counts.duplicates,
+        rejected: counts.rejected,
+        rejected_by_reason: counts.by_reason.iter().map(|(r, n)| (r.code().to_owned(), *n)).collect(),
+        discarded_values: written.discarded,
+        new_columns: resolved.new_columns.iter().map(|(n, t)| (n.clone(), t.to_string())).collect(),
+        partitions: written.partitions,
         ..Summary::default()
     };
-    let mut counts = Counts::default();
-    let mut loaded = Vec::new();
-    let total_bytes = sources.iter().map(|s| s.meta.size).sum();
-    let mut progress = Progress::new(total_bytes, sources.len(), !config.progress);
-    for (done, source) in sources.iter().enumerate() {
-        let bytes = Arc::new(AtomicU64::new(0));
-        progress.follow(Arc::clone(&bytes));
-        let outcome;
-        (ingest, outcome) = ingest_source(ingest, source, config, Arc::clone(&bytes)).await;
-        match outcome {
-            Ok(object_counts) => {
-                counts.add(&object_counts);
-                summary.files_loaded += 1;
-                summary.bytes_read += bytes.load(Ordering::Relaxed);
-                loaded.push(loaded_source(source));
-            }
-            // The local disk failing is not the object's fault: retrying
-            // the object next run would not help, and the rest would fail too.
-            Err(e) if stage::spill_failure(&e).is_some() => return Err(spill_error(spill, e)),
-            Err(e) => {
-                tracing::warn!(source = %source.url, error = %e, "source object failed; nothing of it is loaded");
-                summary.files_failed.push(FailedFile { source: source.url.clone(), error: e.to_string() });
-            }
-        }
-        progress.object_done(done + 1, source.meta.size, counts.lines);
-    }
-    progress.finish();
-    tracing::info!(
-        objects = sources.len(),
-        lines = counts.lines,
-        seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
-        "read, parsed and staged"
-    );
-
-    ingest.done_reading();
-    crate::allocator::return_freed_memory_sooner();
-    let resolved = ingest.columns.resolve(config.max_columns, run_id);
-    let written = write::write_tables(
-        warehouse,
-        &mut ingest,
-        &resolved,
-        run_id,
-        now,
-        config.batch_rows,
-        config.threads,
-    )
-    .await?;
-    tracing::info!(
-        partitions = written.partitions.len(),
-        seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
-        "wrote the staged Parquet files"
-    );
-    summary.lines = counts.lines;
-    summary.blank_lines = counts.blank_lines;
-    summary.identifies_loaded = counts.identifies;
-    summary.non_identify = counts.non_identify;
-    summary.duplicates = counts.duplicates;
-    summary.rejected = counts.rejected;
-    summary.rejected_by_reason = counts.by_reason.iter().map(|(r, n)| (r.code().to_owned(), *n)).collect();
-    summary.discarded_values = written.discarded;
-    summary.new_columns = resolved.new_columns.iter().map(|(n, t)| (n.clone(), t.to_string())).collect();
-    summary.partitions = written.partitions;
 
     if !loaded.is_empty() {
         let entry = LogEntry {
@@ -181,6 +143,123 @@ async fn load_locked(
         warehouse.commit(&entry).await?;
     }
     Ok(summary)
+}
+
+/// What every attempt at reading a run's sources shares.
+struct Run<'a> {
+    config: &'a LoadConfig,
+    warehouse: &'a Warehouse,
+    state: &'a TableState,
+    run_id: &'a str,
+}
+
+/// How a load gets its events into `identifies`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// Written as they are read ([`direct`]), unless that gives up.
+    Direct,
+    /// Staged in a local spill, written once all are read and the columns'
+    /// types are settled ([`write::write_tables`]).
+    Spill,
+}
+
+/// What reading the sources wrote to staging, and their counts.
+struct Read {
+    counts: Counts,
+    loaded: Vec<LoadedSource>,
+    failed: Vec<FailedFile>,
+    bytes_read: u64,
+    resolved: Resolved,
+    written: Written,
+}
+
+/// Reads every source and writes the run's staged files. `None`: the
+/// direct path gave up (see [`direct::GaveUp`]); what it staged is left for
+/// the caller to remove.
+async fn read_sources(run: &Run<'_>, sources: &[Source], path: Path) -> Result<Option<Read>> {
+    let Run { config, warehouse, state, run_id } = *run;
+    let started = Instant::now();
+    let now = config.warehouse.now;
+    let spill = config.warehouse.spill_dir.as_deref();
+    let stage = Stage::new(spill).map_err(|source| spill_error(spill, source))?;
+    let history = History::open(warehouse, config.dedup_window, rand::random()).await?;
+    let mut ingest =
+        Ingest::new(Columns::new(&state.columns), stage, history, config.max_line_bytes, config.threads);
+    let files = Arc::new(write::Files::new(warehouse, run_id));
+    if path == Path::Direct {
+        let loaded_at = now.timestamp_micros();
+        ingest.direct =
+            Some(Direct::new(Arc::clone(&files), loaded_at, config.batch_rows, config.max_columns, run_id));
+    }
+    let mut counts = Counts::default();
+    let (mut loaded, mut failed, mut bytes_read) = (Vec::new(), Vec::new(), 0);
+    let total_bytes = sources.iter().map(|s| s.meta.size).sum();
+    let mut progress = Progress::new(total_bytes, sources.len(), !config.progress);
+    for (done, source) in sources.iter().enumerate() {
+        let bytes = Arc::new(AtomicU64::new(0));
+        progress.follow(Arc::clone(&bytes));
+        let outcome;
+        (ingest, outcome) = ingest_source(ingest, source, config, Arc::clone(&bytes)).await;
+        match outcome {
+            Ok(object_counts) => {
+                counts.add(&object_counts);
+                bytes_read += bytes.load(Ordering::Relaxed);
+                loaded.push(loaded_source(source));
+            }
+            // The local disk failing is not the object's fault: retrying
+            // the object next run would not help, and the rest would fail too.
+            Err(e) if stage::spill_failure(&e).is_some() => return Err(spill_error(spill, e)),
+            Err(e) if direct::writer_stopped_in(&e) => {
+                let finished = ingest.direct.take().map(|d| tokio::task::block_in_place(|| d.finish()));
+                return Err(match finished {
+                    Some(Err(failure)) => failure,
+                    _ => Error::Config(format!("internal error: {e}")),
+                });
+            }
+            Err(e) if direct::gave_up_in(&e).is_some() => {
+                progress.finish();
+                tracing::warn!(reason = %e, "reading the input again, through the spill");
+                if let Some(direct) = ingest.direct.take() {
+                    // What it wrote is removed with the run's staging.
+                    let _ = tokio::task::block_in_place(|| direct.finish());
+                }
+                return Ok(None);
+            }
+            Err(e) => {
+                tracing::warn!(source = %source.url, error = %e, "source object failed; nothing of it is loaded");
+                failed.push(FailedFile { source: source.url.clone(), error: e.to_string() });
+            }
+        }
+        progress.object_done(done + 1, source.meta.size, counts.lines);
+    }
+    progress.finish();
+    tracing::info!(
+        objects = sources.len(),
+        lines = counts.lines,
+        seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
+        "read and parsed"
+    );
+
+    ingest.done_reading();
+    crate::allocator::return_freed_memory_sooner();
+    let resolved = ingest.columns.resolve(config.max_columns, run_id);
+    let written = match ingest.direct.take() {
+        Some(direct) => {
+            let mut written = tokio::task::block_in_place(|| direct.finish())?;
+            write::write_rejects(&files, &mut ingest, now, config.batch_rows, &mut written).await?;
+            written
+        }
+        None => {
+            write::write_tables(&files, &mut ingest, &resolved, now, config.batch_rows, config.threads)
+                .await?
+        }
+    };
+    tracing::info!(
+        partitions = written.partitions.len(),
+        seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
+        "wrote the staged Parquet files"
+    );
+    Ok(Some(Read { counts, loaded, failed, bytes_read, resolved, written }))
 }
 
 /// Reads one source on a blocking thread; the object store streams to it.

@@ -70,6 +70,10 @@ impl ParquetOut {
         Ok(ParquetOut { file, factory, schema, group: Vec::new(), rows: 0, parallel, sink, url })
     }
 
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
     /// Records `key = value` in the file's footer.
     pub fn set_metadata(&mut self, key: &str, value: String) {
         self.file.append_key_value_metadata(parquet::file::metadata::KeyValue::new(key.to_owned(), value));

@@ -1,10 +1,12 @@
-//! Pass two of a load: the staged spill becomes Parquet files of
-//! `identifies`, `discards` and `rejects` under the run's staging prefix,
-//! one file per table and partition. Partitions are written concurrently,
-//! each on its own task, with a thread of its own building its batches.
+//! The staged Parquet files of a load (`identifies`, `discards`, `rejects`)
+//! under the run's staging prefix. Pass two of a load through the spill
+//! writes one file per table and partition, partitions concurrently, each on
+//! its own task with a thread of its own building its batches;
+//! [`super::direct`] writes through [`write_batches`] as it reads.
 
+use std::collections::HashMap;
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -29,17 +31,21 @@ pub struct Written {
     pub discarded: u64,
 }
 
-/// What the writer of every partition needs.
-struct Job {
+/// Where a run's staged files go, and their names: a partition's first
+/// file of a table is `part-<run>.parquet`, further ones (a column new to
+/// the run came after the first had its schema, see [`write_batches`])
+/// `part-<run>_001.parquet` and on, which sort after it.
+pub struct Files {
     warehouse: Warehouse,
     run_id: String,
-    schema: SchemaRef,
-    columns: Arc<Bound>,
-    loaded_at: i64,
-    batch_rows: usize,
+    taken: Mutex<HashMap<String, u32>>,
 }
 
-impl Job {
+impl Files {
+    pub fn new(warehouse: &Warehouse, run_id: &str) -> Self {
+        Files { warehouse: warehouse.clone(), run_id: run_id.to_owned(), taken: Mutex::default() }
+    }
+
     /// `first`: the file's first batch, if known (see [`ParquetOut::create`]).
     fn create(
         &self,
@@ -49,7 +55,17 @@ impl Job {
         first: Option<&RecordBatch>,
         files: &mut Vec<String>,
     ) -> Result<ParquetOut> {
-        let relative = format!("{table}/{partition}/part-{}.parquet", self.run_id);
+        let folder = format!("{table}/{partition}");
+        let n = {
+            let mut taken = self.taken.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let n = taken.entry(folder.clone()).or_default();
+            *n += 1;
+            *n - 1
+        };
+        let relative = match n {
+            0 => format!("{folder}/part-{}.parquet", self.run_id),
+            n => format!("{folder}/part-{}_{n:03}.parquet", self.run_id),
+        };
         let path = self.warehouse.staged(&self.run_id, &relative);
         let url = self.warehouse.location.url_of(&self.warehouse.table_path(&relative));
         files.push(relative);
@@ -58,18 +74,24 @@ impl Job {
     }
 }
 
+/// What the builder of every partition's batches needs.
+struct Job {
+    schema: SchemaRef,
+    columns: Arc<Bound>,
+    loaded_at: i64,
+    batch_rows: usize,
+}
+
+/// Pass two: the staged events become `identifies` (and `discards`) files.
 pub async fn write_tables(
-    warehouse: &Warehouse,
+    files: &Arc<Files>,
     ingest: &mut Ingest,
     resolved: &Resolved,
-    run_id: &str,
     now: DateTime<Utc>,
     batch_rows: usize,
     threads: usize,
 ) -> Result<Written> {
     let job = Arc::new(Job {
-        warehouse: warehouse.clone(),
-        run_id: run_id.to_owned(),
         schema: identifies_schema(&resolved.schema),
         columns: Arc::new(Bound::new(&resolved.schema, &resolved.targets, &ingest.columns)),
         loaded_at: now.timestamp_micros(),
@@ -79,13 +101,12 @@ pub async fn write_tables(
     for date in ingest.stage.dates() {
         partitions.push((date.clone(), ingest.stage.read_events(&date).map_err(spill)?));
     }
-    let mut written = Written::default();
-    let parts: Vec<(Vec<String>, u64)> = futures::stream::iter(partitions)
+    let parts: Vec<(String, PartitionFiles)> = futures::stream::iter(partitions)
         .map(|(date, events)| {
-            let job = Arc::clone(&job);
+            let (job, files) = (Arc::clone(&job), Arc::clone(files));
             async move {
-                match tokio::spawn(write_partition(job, date, events)).await {
-                    Ok(result) => result,
+                match tokio::spawn(write_partition(job, files, date.clone(), events)).await {
+                    Ok(result) => result.map(|written| (date, written)),
                     Err(e) => std::panic::resume_unwind(e.into_panic()),
                 }
             }
@@ -93,85 +114,139 @@ pub async fn write_tables(
         .buffered(threads.max(1))
         .try_collect()
         .await?;
-    for (date, (files, discarded)) in ingest.stage.dates().into_iter().zip(parts) {
-        written.partitions.push(format!("received_date={date}"));
-        written.files.extend(files);
-        written.discarded += discarded;
+    let mut written = Written::default();
+    for (date, part) in parts {
+        written.add(&date, part);
     }
-    if ingest.stage.reject_count() > 0 {
-        let partition = format!("received_date={}", now.format("%Y-%m-%d"));
-        let mut out = job.create("rejects", &partition, rejects_schema(), None, &mut written.files)?;
-        let mut rejects = ingest.stage.read_rejects().map_err(spill)?;
-        loop {
-            let chunk = tokio::task::block_in_place(|| {
-                let mut chunk = Vec::new();
-                while chunk.len() < batch_rows
-                    && let Some(record) = rejects.next_record()?
-                {
-                    chunk.push(decode::<StagedReject>(record)?);
-                }
-                io::Result::Ok(chunk)
-            })
-            .map_err(spill)?;
-            if chunk.is_empty() {
-                break;
-            }
-            out.write(&rejects_batch(&chunk, job.loaded_at)).await?;
-        }
-        out.close().await?;
-    }
+    write_rejects(files, ingest, now, batch_rows, &mut written).await?;
     Ok(written)
 }
 
-/// One partition's `identifies` file and, if any value was discarded, its
-/// `discards` file. A thread of its own builds the batches while this task
-/// encodes the previous one: the partitions outnumber the cores only until
-/// the last ones, which would otherwise run on one core each.
-async fn write_partition(job: Arc<Job>, date: String, events: Records) -> Result<(Vec<String>, u64)> {
-    let partition = format!("received_date={date}");
-    let mut files = Vec::new();
-    let mut out: Option<ParquetOut> = None;
-    let mut discards: Option<ParquetOut> = None;
-    let mut discarded = 0;
-    let (tx, mut built) = tokio::sync::mpsc::channel(1);
+impl Written {
+    /// Adds what was written of a partition.
+    pub fn add(&mut self, date: &str, part: PartitionFiles) {
+        let partition = format!("received_date={date}");
+        if !self.partitions.contains(&partition) {
+            self.partitions.push(partition);
+        }
+        self.files.extend(part.files);
+        self.discarded += part.discarded;
+    }
+}
+
+/// The run's `rejects` file, if any line was rejected.
+pub async fn write_rejects(
+    files: &Files,
+    ingest: &mut Ingest,
+    now: DateTime<Utc>,
+    batch_rows: usize,
+    written: &mut Written,
+) -> Result<()> {
+    if ingest.stage.reject_count() == 0 {
+        return Ok(());
+    }
+    let partition = format!("received_date={}", now.format("%Y-%m-%d"));
+    let mut out = files.create("rejects", &partition, rejects_schema(), None, &mut written.files)?;
+    let mut rejects = ingest.stage.read_rejects().map_err(spill)?;
+    let loaded_at = now.timestamp_micros();
+    loop {
+        let chunk = tokio::task::block_in_place(|| {
+            let mut chunk = Vec::new();
+            while chunk.len() < batch_rows
+                && let Some(record) = rejects.next_record()?
+            {
+                chunk.push(decode::<StagedReject>(record)?);
+            }
+            io::Result::Ok(chunk)
+        })
+        .map_err(spill)?;
+        if chunk.is_empty() {
+            break;
+        }
+        out.write(&rejects_batch(&chunk, loaded_at)).await?;
+    }
+    out.close().await
+}
+
+/// What was written of one partition.
+#[derive(Debug, Default)]
+pub struct PartitionFiles {
+    pub files: Vec<String>,
+    pub discarded: u64,
+}
+
+/// One partition's staged events as its `identifies` file and, if any value
+/// was discarded, its `discards` file. A thread of its own builds the
+/// batches while this task encodes the previous one: the partitions
+/// outnumber the cores only until the last ones, which would otherwise run
+/// on one core each.
+async fn write_partition(
+    job: Arc<Job>,
+    files: Arc<Files>,
+    date: String,
+    events: Records,
+) -> Result<PartitionFiles> {
+    let (tx, built) = tokio::sync::mpsc::channel(1);
     // A thread that ends rather than a pooled one: the allocator keeps freed
     // memory in the heap of the thread that allocated it, and an idle pooled
     // thread never hands it back (the 5M load peaked at 880 MiB that way).
-    let builder = {
-        let job = Arc::clone(&job);
-        std::thread::spawn(move || build_batches(&job, events, tx))
-    };
-    while let Some(next) = built.recv().await {
-        let (batch, discarded_batch) = next.map_err(spill)?;
-        let schema = Arc::clone(&job.schema);
-        opened(&mut out, || job.create("identifies", &partition, schema, Some(&batch), &mut files))?
-            .write(&batch)
-            .await?;
-        if let Some(d) = discarded_batch {
-            discarded += d.num_rows() as u64;
-            opened(&mut discards, || {
-                job.create("discards", &partition, discards_schema(), Some(&d), &mut files)
-            })?
-            .write(&d)
-            .await?;
-        }
-    }
+    let builder = std::thread::spawn(move || build_batches(&job, events, tx));
+    let written = write_batches(&files, &date, built, None).await;
     // The channel also closes when the builder panics: the files are only
-    // closed, and so complete, once it has ended well.
+    // complete once it has ended well.
     if let Err(panic) = tokio::task::block_in_place(|| builder.join()) {
         std::panic::resume_unwind(panic);
     }
-    // A partition has at least one event, so `out` is set.
-    if let Some(out) = out {
-        out.close().await?;
-    }
-    if let Some(d) = discards {
-        d.close().await?;
-    }
-    Ok((files, discarded))
+    written
 }
 
-type Built = io::Result<(RecordBatch, Option<RecordBatch>)>;
+/// A batch of `identifies` and one of its discarded values, if any.
+pub type Batches = (RecordBatch, Option<RecordBatch>);
+pub type Built = io::Result<Batches>;
+
+/// Writes a partition's batches, as they come, to its staged `identifies`
+/// file and its `discards` file (made at its first discarded value). A batch
+/// with more columns than the file (a column new to the run was first seen
+/// after the file was made) closes the file and starts the next one.
+/// Written batches go back through `done`, if given, to be dropped by the
+/// thread that built them (see [`super::direct`]).
+pub async fn write_batches(
+    files: &Files,
+    date: &str,
+    mut batches: tokio::sync::mpsc::Receiver<Built>,
+    done: Option<std::sync::mpsc::Sender<Batches>>,
+) -> Result<PartitionFiles> {
+    let partition = format!("received_date={date}");
+    let mut written = PartitionFiles::default();
+    let mut out: Option<ParquetOut> = None;
+    let mut discards: Option<ParquetOut> = None;
+    while let Some(next) = batches.recv().await {
+        let (batch, discarded) = next.map_err(spill)?;
+        if let Some(full) = out.take_if(|out| out.schema() != &batch.schema()) {
+            full.close().await?;
+        }
+        let out = opened(&mut out, || {
+            files.create("identifies", &partition, batch.schema(), Some(&batch), &mut written.files)
+        })?;
+        out.write(&batch).await?;
+        if let Some(d) = &discarded {
+            written.discarded += d.num_rows() as u64;
+            opened(&mut discards, || {
+                files.create("discards", &partition, discards_schema(), Some(d), &mut written.files)
+            })?
+            .write(d)
+            .await?;
+        }
+        if let Some(done) = &done {
+            // Gone only if the load has stopped.
+            let _ = done.send((batch, discarded));
+        }
+    }
+    for file in [out, discards].into_iter().flatten() {
+        file.close().await?;
+    }
+    Ok(written)
+}
 
 /// Decodes a partition's staged events into batches until they run out, the
 /// spill fails (sent on as the last item), or the writer stops taking them.

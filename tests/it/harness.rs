@@ -174,6 +174,7 @@ pub fn memory_config(inputs: Vec<String>, warehouse: &str) -> identify_loader::c
         max_reject_ratio: 1.0,
         read: identify_loader::pipeline::read::ReadOptions::default(),
         batch_rows: 8192,
+        through_spill: false,
         threads: 2,
         progress: false,
         dry_run: false,

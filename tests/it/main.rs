@@ -8,6 +8,7 @@ mod fixtures;
 mod harness;
 mod memory;
 mod ops;
+mod paths;
 mod properties;
 mod readers;
 mod reruns;
