@@ -1,7 +1,8 @@
-//! The first pass of a load: one source object's lines become counted
-//! outcomes, accepted events are deduplicated and staged by partition, and
-//! rejected lines are staged with their bytes. A source object that fails
-//! to read to its end is taken back entirely (SPEC §2).
+//! Reading a load's input: one source object's lines become counted
+//! outcomes, accepted events are deduplicated and written (`direct`) or
+//! staged by partition, and rejected lines are staged with their bytes. A
+//! source object that fails to read to its end is taken back entirely
+//! (SPEC §2).
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{self, BufRead};

@@ -1,6 +1,7 @@
 //! `load`: list sources → read and decompress → split lines → parse and
-//! validate → dedup and stage (pass one) → settle columns → write tables to
-//! staging (pass two) → commit.
+//! validate → dedup → write `identifies` to staging as it reads (`direct`),
+//! or, when that gives up, read again: stage in the spill (pass one) →
+//! settle columns → write tables to staging (pass two) → commit.
 
 pub mod batches;
 pub mod columns;
