@@ -4,7 +4,7 @@
 //! source object that fails to read to its end is taken back entirely
 //! (SPEC §2).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::io::{self, BufRead};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -13,6 +13,7 @@ use super::columns::Columns;
 use super::direct::{Direct, gave_up, gave_up_in, writer_stopped_in};
 use super::event::{Event, Outcome, ParseOptions, RejectReason, parse_line};
 use super::history::History;
+use super::id_set::IdSet;
 
 use super::batches::{self, BatchLine, LineBatch, LineKind};
 use super::stage::{Stage, StagedEvent, StagedReject, StagedValue, spill_failure};
@@ -58,7 +59,7 @@ pub struct Ingest {
     /// Message ids of earlier runs, within the dedup window.
     history: History,
     /// Seeded 128-bit hashes of the message ids accepted so far in this run.
-    seen: HashSet<u128>,
+    seen: IdSet,
     max_line_bytes: usize,
     /// Threads that parse lines.
     parsers: usize,
@@ -83,7 +84,7 @@ impl Ingest {
             stage,
             direct: None,
             history,
-            seen: HashSet::new(),
+            seen: IdSet::default(),
             max_line_bytes,
             parsers: parsers.max(1),
         }
@@ -92,7 +93,7 @@ impl Ingest {
     /// Frees what only reading needed, before pass two: the message ids of
     /// this run (~140 MB at 4M identifies) and of the earlier runs' window.
     pub fn done_reading(&mut self) {
-        self.seen = HashSet::new();
+        self.seen = IdSet::default();
         self.history.forget();
     }
 
@@ -101,7 +102,7 @@ impl Ingest {
         let columns = self.columns.checkpoint();
         let stage = self.stage.checkpoint()?;
         let pushed = self.direct.as_ref().map(Direct::pushed);
-        let mut seen_here = HashSet::new();
+        let mut seen_here = IdSet::default();
         match self.read_lines(input, object, &mut seen_here) {
             Ok(counts) => {
                 self.seen.extend(seen_here);
@@ -135,7 +136,7 @@ impl Ingest {
         &mut self,
         input: impl BufRead + Send,
         object: &ObjectInput,
-        seen_here: &mut HashSet<u128>,
+        seen_here: &mut IdSet,
     ) -> io::Result<Counts> {
         let max_line_bytes = self.max_line_bytes;
         let parsers = self.parsers;
@@ -183,7 +184,7 @@ impl Ingest {
         &mut self,
         counts: &mut Counts,
         dates: &mut DateCache,
-        seen_here: &mut HashSet<u128>,
+        seen_here: &mut IdSet,
         object: &ObjectInput,
         line: &BatchLine,
         raw: &[u8],
@@ -203,8 +204,8 @@ impl Ingest {
                 let key = self.history.hash(&event.id);
                 // Within a run any repeat is a duplicate; across runs only
                 // within the window of `received_at`.
-                if self.seen.contains(&key)
-                    || seen_here.contains(&key)
+                if self.seen.contains(key)
+                    || seen_here.contains(key)
                     || self.history.contains(key, event.received_at)?
                 {
                     counts.duplicates += 1;

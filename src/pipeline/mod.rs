@@ -10,6 +10,7 @@ pub mod direct;
 pub mod event;
 pub mod flatten;
 pub mod history;
+pub mod id_set;
 pub mod identifies;
 pub mod ingest;
 pub mod json;
