@@ -56,7 +56,8 @@ pub struct Columns {
     /// Counts the changes of `entries`: a column seen for the first time, a
     /// new column's type widened, a rollback.
     generation: u64,
-    /// A column new to this run has changed its type since its first value.
+    /// A column new to this run has become Utf8 after values of another
+    /// type, whose text it keeps (SPEC §5), which typed values do not.
     widened: bool,
 }
 
@@ -129,7 +130,7 @@ impl Columns {
         {
             *t = t.join(leaf_type);
             self.generation += 1;
-            self.widened = true;
+            self.widened |= *t == ColumnType::Utf8;
         }
         id
     }
@@ -172,8 +173,9 @@ impl Columns {
         self.generation
     }
 
-    /// A column new to this run has had values of two types (its type is
-    /// the join of them, which the values seen first do not have).
+    /// A column new to this run has become Utf8 after values of another
+    /// type: their Utf8 form is their input text, which the values written
+    /// with their first type no longer have. (Int64 to Float64 is a cast.)
     pub fn widened(&self) -> bool {
         self.widened
     }
@@ -255,9 +257,11 @@ mod tests {
         );
         let checkpoint = c.checkpoint();
         c.observe(1, Ok("score"), Kind::Float);
-        assert_eq!((c.generation(), c.widened()), (start + 2, true));
+        assert_eq!((c.generation(), c.widened()), (start + 2, false), "Int64 to Float64 is a cast");
+        c.observe(1, Ok("score"), Kind::String);
+        assert_eq!((c.generation(), c.widened()), (start + 3, true));
         c.rollback(checkpoint);
-        assert_eq!(c.generation(), start + 3);
+        assert_eq!(c.generation(), start + 4);
     }
 
     #[test]

@@ -4,11 +4,13 @@
 //!
 //! The columns are settled as the events come, not at the end: a column
 //! first seen after a partition's file was made starts the partition's next
-//! file ([`super::write::write_batches`]). What this cannot do is change a
-//! column's type once values of it are written, which the type join of a
-//! new column asks for (SPEC §5, "Column types"), nor take back the rows of
-//! an object that fails after some of them were written. The load then
-//! gives up on this path ([`GaveUp`]) and reads its input again through the
+//! file ([`super::write::write_batches`]), and so does a new column's type
+//! going from Int64 to Float64, the files before it cast once all is read
+//! ([`super::retype`]). What this cannot do is turn values already written
+//! into their input text, which a new column that becomes Utf8 keeps (the
+//! type join of SPEC §5, "Column types"), nor take back the rows of an
+//! object that fails after some of them were written. The load then gives
+//! up on this path ([`GaveUp`]) and reads its input again through the
 //! spill, which settles types once everything is read.
 
 use std::collections::BTreeMap;
@@ -140,7 +142,18 @@ impl Direct {
         let (batch_rows, generation, pushed) = (self.batch_rows, self.generation, self.pushed);
         let Some(open) = self.open.get_mut(date) else { unreachable!("the partition was just opened") };
         if open.generation != generation {
-            open.builder.rebind(Arc::clone(&self.schema), Arc::clone(&self.bound));
+            if open.builder.takes(&self.bound) {
+                open.builder.rebind(Arc::clone(&self.schema), Arc::clone(&self.bound));
+            } else {
+                // A column went from Int64 to Float64: the rows so far keep
+                // Int64 in a file of their own, cast once all is read
+                // (`retype`).
+                if open.builder.rows() > 0 && open.batches.blocking_send(Ok(open.builder.finish())).is_err() {
+                    return Err(io::Error::other(WriterStopped(date.to_owned())));
+                }
+                open.builder =
+                    BatchBuilder::new(Arc::clone(&self.schema), Arc::clone(&self.bound), self.loaded_at);
+            }
             open.generation = generation;
         }
         open.builder.push(event);

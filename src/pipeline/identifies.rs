@@ -195,6 +195,12 @@ impl BatchBuilder {
         self.rows
     }
 
+    /// Whether [`Self::rebind`] can take `columns`: they give this
+    /// builder's columns the types it has.
+    pub fn takes(&self, columns: &Bound) -> bool {
+        self.columns.defs.iter().zip(&columns.defs).all(|(a, b)| a.column_type == b.column_type)
+    }
+
     /// Takes columns first seen after the builder was made: `columns` is
     /// this builder's with more columns after them. The rows so far have no
     /// value in those.

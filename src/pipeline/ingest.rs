@@ -216,7 +216,9 @@ impl Ingest {
                     let staged = bind(&mut self.columns, &event);
                     match &mut self.direct {
                         Some(_) if self.columns.widened() => {
-                            return Err(gave_up("a column new to this run had values of two types"));
+                            return Err(gave_up(
+                                "a column new to this run became Utf8 after values of another type",
+                            ));
                         }
                         Some(direct) => direct.push_event(date, &staged, &self.columns)?,
                         None => self.stage.push_event(date, &staged)?,

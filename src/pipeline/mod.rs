@@ -21,6 +21,7 @@ pub mod naming;
 pub mod parquet_out;
 pub mod read;
 pub mod rejects;
+pub mod retype;
 pub mod small_map;
 pub mod sources;
 pub mod stage;
@@ -248,6 +249,8 @@ async fn read_sources(run: &Run<'_>, sources: &[Source], path: Path) -> Result<O
     let written = match ingest.direct.take() {
         Some(direct) => {
             let mut written = tokio::task::block_in_place(|| direct.finish())?;
+            let schema = identifies::identifies_schema(&resolved.schema);
+            retype::retype(&files, &mut written, &schema).await?;
             write::write_rejects(&files, &mut ingest, now, config.batch_rows, &mut written).await?;
             written
         }

@@ -12,6 +12,8 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStore;
+use object_store::path::Path;
 
 use super::columns::Resolved;
 use super::commit::Warehouse;
@@ -29,6 +31,8 @@ pub struct Written {
     /// `identifies` partitions, as `received_date=YYYY-MM-DD`.
     pub partitions: Vec<String>,
     pub discarded: u64,
+    /// The `identifies` files among `files`, with their schemas.
+    pub identifies: Vec<(String, SchemaRef)>,
 }
 
 /// Where a run's staged files go, and their names: a partition's first
@@ -46,8 +50,21 @@ impl Files {
         Files { warehouse: warehouse.clone(), run_id: run_id.to_owned(), taken: Mutex::default() }
     }
 
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.warehouse.location.store
+    }
+
+    /// Where the file at `relative` (to the warehouse) is staged.
+    pub fn staged(&self, relative: &str) -> Path {
+        self.warehouse.staged(&self.run_id, relative)
+    }
+
+    pub fn url_of(&self, relative: &str) -> String {
+        self.warehouse.location.url_of(&self.warehouse.table_path(relative))
+    }
+
     /// `first`: the file's first batch, if known (see [`ParquetOut::create`]).
-    fn create(
+    pub fn create(
         &self,
         table: &str,
         partition: &str,
@@ -66,8 +83,7 @@ impl Files {
             0 => format!("{folder}/part-{}.parquet", self.run_id),
             n => format!("{folder}/part-{}_{n:03}.parquet", self.run_id),
         };
-        let path = self.warehouse.staged(&self.run_id, &relative);
-        let url = self.warehouse.location.url_of(&self.warehouse.table_path(&relative));
+        let (path, url) = (self.staged(&relative), self.url_of(&relative));
         files.push(relative);
         // Partitions are written concurrently already.
         ParquetOut::create(Arc::clone(&self.warehouse.location.store), path, url, schema, first, false)
@@ -131,6 +147,7 @@ impl Written {
         }
         self.files.extend(part.files);
         self.discarded += part.discarded;
+        self.identifies.extend(part.identifies);
     }
 }
 
@@ -173,6 +190,8 @@ pub async fn write_rejects(
 pub struct PartitionFiles {
     pub files: Vec<String>,
     pub discarded: u64,
+    /// The `identifies` files among `files`, with their schemas.
+    pub identifies: Vec<(String, SchemaRef)>,
 }
 
 /// One partition's staged events as its `identifies` file and, if any value
@@ -226,7 +245,10 @@ pub async fn write_batches(
             full.close().await?;
         }
         let out = opened(&mut out, || {
-            files.create("identifies", &partition, batch.schema(), Some(&batch), &mut written.files)
+            let out =
+                files.create("identifies", &partition, batch.schema(), Some(&batch), &mut written.files);
+            written.identifies.extend(written.files.last().map(|f| (f.clone(), batch.schema())));
+            out
         })?;
         out.write(&batch).await?;
         if let Some(d) = &discarded {
