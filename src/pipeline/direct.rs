@@ -25,7 +25,7 @@ use super::columns::Columns;
 use super::identifies::{BatchBuilder, Bound, identifies_schema};
 use super::stage::StagedEvent;
 use super::timestamp::Micros;
-use super::write::{Batches, Built, Files, PartitionFiles, Written, write_batches};
+use super::write::{Built, Files, PartitionFiles, Written, write_batches};
 use crate::error::Result;
 
 /// Partitions with a file open at once. Each holds a batch being built, two
@@ -88,11 +88,6 @@ pub struct Direct {
     finishing: Vec<(String, Writer)>,
     /// Events pushed so far.
     pushed: u64,
-    /// Batches written, sent back to be dropped on this thread, which made
-    /// them. Freed on the writers' threads, their memory went back to this
-    /// thread's heap only lazily, and the 1M load's RSS grew from ~190 to
-    /// ~360 MB with one partition open.
-    written: (std::sync::mpsc::Sender<Batches>, std::sync::mpsc::Receiver<Batches>),
 }
 
 impl Direct {
@@ -119,7 +114,6 @@ impl Direct {
             open: BTreeMap::new(),
             finishing: Vec::new(),
             pushed: 0,
-            written: std::sync::mpsc::channel(),
         }
     }
 
@@ -164,7 +158,6 @@ impl Direct {
             if open.batches.blocking_send(Ok(batch)).is_err() {
                 return Err(io::Error::other(WriterStopped(date.to_owned())));
             }
-            while self.written.1.try_recv().is_ok() {}
         }
         Ok(())
     }
@@ -175,17 +168,15 @@ impl Direct {
         {
             self.close(&oldest);
         }
-        // Two batches in flight: one being encoded, one waiting.
+        // Two batches wait while one is encoded.
         let (batches, received) = tokio::sync::mpsc::channel(2);
         let (files, runtime, partition) = (Arc::clone(&self.files), self.runtime.clone(), date.to_owned());
-        let done = self.written.0.clone();
         // A thread that ends rather than a pooled one: the allocator keeps
         // freed memory in the heap of the thread that allocated it. Not a
         // runtime worker either: encoding a batch takes tens of
         // milliseconds, in which the worker would not serve the reads.
-        let writer = std::thread::spawn(move || {
-            runtime.block_on(write_batches(&files, &partition, received, Some(done)))
-        });
+        let writer =
+            std::thread::spawn(move || runtime.block_on(write_batches(&files, &partition, received)));
         let builder = BatchBuilder::new(Arc::clone(&self.schema), Arc::clone(&self.bound), self.loaded_at);
         let open = Open { builder, generation: self.generation, batches, writer, used: self.pushed };
         self.open.insert(date.to_owned(), open);
@@ -222,9 +213,10 @@ impl Direct {
             return Err(e);
         }
         let mut written = Written::default();
-        for (date, part) in parts.into_iter().flat_map(|(d, ps)| ps.into_iter().map(move |p| (d.clone(), p)))
-        {
-            written.add(&date, part);
+        for (date, parts) in parts {
+            for part in parts {
+                written.add(&date, part);
+            }
         }
         Ok(written)
     }

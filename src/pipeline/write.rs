@@ -36,9 +36,9 @@ pub struct Written {
 }
 
 /// Where a run's staged files go, and their names: a partition's first
-/// file of a table is `part-<run>.parquet`, further ones (a column new to
-/// the run came after the first had its schema, see [`write_batches`])
-/// `part-<run>_001.parquet` and on, which sort after it.
+/// file of a table is `part-<run>.parquet`, further ones (see
+/// [`super::direct`] for when a load makes them) `part-<run>_001.parquet`
+/// and on, which sort after it.
 pub struct Files {
     warehouse: Warehouse,
     run_id: String,
@@ -210,7 +210,7 @@ async fn write_partition(
     // memory in the heap of the thread that allocated it, and an idle pooled
     // thread never hands it back (the 5M load peaked at 880 MiB that way).
     let builder = std::thread::spawn(move || build_batches(&job, events, tx));
-    let written = write_batches(&files, &date, built, None).await;
+    let written = write_batches(&files, &date, built).await;
     // The channel also closes when the builder panics: the files are only
     // complete once it has ended well.
     if let Err(panic) = tokio::task::block_in_place(|| builder.join()) {
@@ -220,20 +220,16 @@ async fn write_partition(
 }
 
 /// A batch of `identifies` and one of its discarded values, if any.
-pub type Batches = (RecordBatch, Option<RecordBatch>);
-pub type Built = io::Result<Batches>;
+pub type Built = io::Result<(RecordBatch, Option<RecordBatch>)>;
 
 /// Writes a partition's batches, as they come, to its staged `identifies`
 /// file and its `discards` file (made at its first discarded value). A batch
 /// with more columns than the file (a column new to the run was first seen
 /// after the file was made) closes the file and starts the next one.
-/// Written batches go back through `done`, if given, to be dropped by the
-/// thread that built them (see [`super::direct`]).
 pub async fn write_batches(
     files: &Files,
     date: &str,
     mut batches: tokio::sync::mpsc::Receiver<Built>,
-    done: Option<std::sync::mpsc::Sender<Batches>>,
 ) -> Result<PartitionFiles> {
     let partition = format!("received_date={date}");
     let mut written = PartitionFiles::default();
@@ -258,10 +254,6 @@ pub async fn write_batches(
             })?
             .write(d)
             .await?;
-        }
-        if let Some(done) = &done {
-            // Gone only if the load has stopped.
-            let _ = done.send((batch, discarded));
         }
     }
     for file in [out, discards].into_iter().flatten() {
