@@ -216,7 +216,11 @@ async fn read_sources(run: &Run<'_>, sources: &[Source], path: Path) -> Result<O
                 let finished = ingest.direct.take().map(|d| tokio::task::block_in_place(|| d.finish()));
                 return Err(match finished {
                     Some(Err(failure)) => failure,
-                    _ => Error::Config(format!("internal error: {e}")),
+                    // Not seen: a writer stops on an error, which it returns.
+                    _ => Error::Write {
+                        url: warehouse.location.url(),
+                        source: parquet::errors::ParquetError::External(Box::new(e)),
+                    },
                 });
             }
             Err(e) if direct::gave_up_in(&e).is_some() => {

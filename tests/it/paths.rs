@@ -1,7 +1,7 @@
 //! A load writes `identifies` as it reads, and through the local spill when
-//! that cannot hold (a new column's type changes after values of it were
-//! written, an object fails after some of its events were written). Either
-//! way the tables are those of a load through the spill.
+//! that cannot hold (a new column becomes Utf8 after values of another type
+//! were written, an object fails after some of its events were written).
+//! Either way the tables are those of a load through the spill.
 
 use std::path::Path;
 
