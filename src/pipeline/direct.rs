@@ -23,7 +23,7 @@ use tokio::sync::mpsc::Sender;
 
 use super::columns::Columns;
 use super::identifies::{BatchBuilder, Bound, identifies_schema};
-use super::stage::StagedEvent;
+use super::stage::{StagedEvent, spill_failure};
 use super::timestamp::Micros;
 use super::write::{Built, Files, PartitionFiles, Written, write_batches};
 use crate::error::Result;
@@ -58,6 +58,12 @@ pub struct WriterStopped(pub String);
 
 pub fn writer_stopped_in(e: &io::Error) -> bool {
     e.get_ref().is_some_and(|inner| inner.is::<WriterStopped>())
+}
+
+/// `e` ends the load, or this attempt at it, whatever object it came from:
+/// the spill or a writer failed, or the load gave up writing as it reads.
+pub fn ends_the_load(e: &io::Error) -> bool {
+    spill_failure(e).is_some() || writer_stopped_in(e) || gave_up_in(e).is_some()
 }
 
 type Writer = JoinHandle<Result<PartitionFiles>>;

@@ -11,9 +11,15 @@ use std::hash::{BuildHasherDefault, Hasher};
 /// grows by a sixteenth of that.
 const SHARDS: usize = 16;
 
-#[derive(Default)]
 pub struct IdSet {
     shards: Vec<HashSet<u128, BuildHasherDefault<Seeded>>>,
+}
+
+impl Default for IdSet {
+    fn default() -> Self {
+        // Empty tables allocate nothing.
+        IdSet { shards: (0..SHARDS).map(|_| HashSet::default()).collect() }
+    }
 }
 
 impl IdSet {
@@ -22,21 +28,14 @@ impl IdSet {
     }
 
     pub fn contains(&self, key: u128) -> bool {
-        self.shards.get(Self::shard(key)).is_some_and(|s| s.contains(&key))
+        self.shards[Self::shard(key)].contains(&key)
     }
 
     pub fn insert(&mut self, key: u128) {
-        if self.shards.is_empty() {
-            self.shards.resize_with(SHARDS, HashSet::default);
-        }
         self.shards[Self::shard(key)].insert(key);
     }
 
     pub fn extend(&mut self, other: IdSet) {
-        if self.shards.is_empty() {
-            *self = other;
-            return;
-        }
         for (shard, theirs) in self.shards.iter_mut().zip(other.shards) {
             shard.extend(theirs);
         }

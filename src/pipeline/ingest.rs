@@ -10,13 +10,13 @@ use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
 use super::columns::Columns;
-use super::direct::{Direct, gave_up, gave_up_in, writer_stopped_in};
+use super::direct::{Direct, ends_the_load, gave_up};
 use super::event::{Event, Outcome, ParseOptions, RejectReason, parse_line};
 use super::history::History;
 use super::id_set::IdSet;
 
 use super::batches::{self, BatchLine, LineBatch, LineKind};
-use super::stage::{Stage, StagedEvent, StagedReject, StagedValue, spill_failure};
+use super::stage::{Stage, StagedEvent, StagedReject, StagedValue};
 use super::timestamp::{Micros, utc_date};
 
 /// What one source object's lines became.
@@ -110,12 +110,7 @@ impl Ingest {
             }
             // Its events already written cannot be taken back: the load
             // gives up writing as it reads, unless it stops anyway.
-            Err(e)
-                if pushed != self.direct.as_ref().map(Direct::pushed)
-                    && spill_failure(&e).is_none()
-                    && !writer_stopped_in(&e)
-                    && gave_up_in(&e).is_none() =>
-            {
+            Err(e) if pushed != self.direct.as_ref().map(Direct::pushed) && !ends_the_load(&e) => {
                 tracing::info!(source = object.url, error = %e, "a source object failed after some of its events were written");
                 Err(gave_up("a source object failed after some of its events were written"))
             }

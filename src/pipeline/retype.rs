@@ -14,7 +14,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::errors::ParquetError;
 
 use super::parquet_out::ParquetOut;
-use super::write::{Files, Written};
+use super::write::{Files, Written, opened};
 use crate::error::{Error, Result};
 
 /// Rewrites each of `written`'s `identifies` files that has a column whose
@@ -64,17 +64,11 @@ async fn rewrite(files: &Files, relative: &str, target: &SchemaRef) -> Result<St
             .collect::<std::result::Result<Vec<_>, _>>()
             .and_then(|columns| RecordBatch::try_new(Arc::clone(target), columns))
             .map_err(|e| failed(e.into()))?;
-        let file = match &mut out {
-            Some(out) => out,
-            None => out.insert(files.create(
-                "identifies",
-                partition,
-                Arc::clone(target),
-                Some(&batch),
-                &mut created,
-            )?),
-        };
-        file.write(&batch).await?;
+        opened(&mut out, || {
+            files.create("identifies", partition, Arc::clone(target), Some(&batch), &mut created)
+        })?
+        .write(&batch)
+        .await?;
     }
     let (Some(out), Some(rewritten)) = (out, created.pop()) else {
         return Err(failed(ParquetError::General("a staged file without rows".into())));

@@ -289,7 +289,7 @@ fn next_batch(
 }
 
 /// The file, created with its first batch (which picks its encodings).
-fn opened(
+pub fn opened(
     file: &mut Option<ParquetOut>,
     create: impl FnOnce() -> Result<ParquetOut>,
 ) -> Result<&mut ParquetOut> {
