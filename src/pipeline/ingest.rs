@@ -91,7 +91,7 @@ impl Ingest {
     }
 
     /// Frees what only reading needed, before pass two: the message ids of
-    /// this run (~140 MB at 4M identifies) and of the earlier runs' window.
+    /// this run (~70 MB at 4M identifies) and of the earlier runs' window.
     pub fn done_reading(&mut self) {
         self.seen = IdSet::default();
         self.history.forget();
