@@ -1,16 +1,18 @@
 //! The allocator's settings: how soon freed memory goes back to the OS.
 //!
-//! mimalloc 3 keeps freed pages for a second before returning them. That
-//! suits the load's parsing, which frees and reallocates the same few
-//! hundred MB of buffers all along: returning them after 50 ms made the 1M
-//! load ~10% slower (twice the system time, in page faults and TLB
-//! shootdowns). The collapse instead frees batches at hundreds of MB a
-//! second on other threads than those that allocate the next ones, so a
-//! second's worth stayed resident: 5M build-users peaked at 1.20 GB with
-//! the default, 0.99 GB at 50 ms (1.10 GB / 0.98 GB at 250 / 10 ms). And
-//! the default through the whole load left its buffers resident under
-//! build-users in `run` (5M: 1105 MB). So pass two of the load and
-//! build-users first return what is free and shorten the delay. A purge
+//! mimalloc 3 keeps freed pages for a second before returning them. The
+//! load's parsing frees and reallocates the same few hundred MB of buffers
+//! all along: returning them after 50 ms made the 1M load ~10% slower
+//! (twice the system time, in page faults and TLB shootdowns). But a
+//! second's worth of the load's freed batches stayed resident, up to 200 MB
+//! above what it holds: at 250 ms the 5M load peaked at 514–552 MB instead
+//! of 678–750 MB, in the same wall time within noise (35.8–36.3 s against
+//! 34.8–36.6 s; 1M: 7.5–7.6 s against 7.2–7.9 s). So the load reads with
+//! a delay of 250 ms. The collapse frees batches at hundreds of MB a
+//! second on other threads than those that allocate the next ones: 5M
+//! build-users peaked at 1.20 GB with the default, 0.99 GB at 50 ms (1.10
+//! GB / 0.98 GB at 250 / 10 ms). So pass two of the load and build-users
+//! first return what is free and shorten the delay to 50 ms. A purge
 //! delay set in the environment (`MIMALLOC_PURGE_DELAY`, or its old name
 //! `MIMALLOC_RESET_DELAY`, in any case, as mimalloc reads them) is left to
 //! decide.
@@ -21,6 +23,13 @@ use libmimalloc_sys::{mi_collect, mi_option_get, mi_option_set, mi_option_t};
 /// (libmimalloc-sys has no constant for it; a test pins the index).
 const PURGE_DELAY: mi_option_t = 15;
 const SHORT_PURGE_DELAY_MS: i64 = 50;
+const READING_PURGE_DELAY_MS: i64 = 250;
+
+/// Called as a load starts reading: freed pages go back to the OS after
+/// 250 ms rather than a second, unless the environment sets the delay.
+pub fn return_freed_memory_while_reading() {
+    set_purge_delay(READING_PURGE_DELAY_MS);
+}
 
 /// Called as pass two of a load and as build-users start: returns what
 /// freed pages hold to the OS now, whichever thread freed them (in `run`,
@@ -33,6 +42,12 @@ pub fn return_freed_memory_sooner() {
     // SAFETY: mimalloc's collection may run on any thread at any time; it
     // hands no memory to the caller.
     unsafe { mi_collect(true) }
+    set_purge_delay(SHORT_PURGE_DELAY_MS);
+}
+
+/// Sets mimalloc's purge delay, unless the environment sets it.
+#[allow(unsafe_code)]
+fn set_purge_delay(ms: i64) {
     let set_outside = std::env::vars_os().any(|(name, _)| {
         name.to_str().is_some_and(|name| {
             name.eq_ignore_ascii_case("MIMALLOC_PURGE_DELAY")
@@ -45,7 +60,7 @@ pub fn return_freed_memory_sooner() {
         // lazy option initialisation writes it from whichever thread reads
         // an option first; an aligned `long` store is a single store on the
         // targets we build, so a reader sees the old delay or the new one.
-        unsafe { mi_option_set(PURGE_DELAY, SHORT_PURGE_DELAY_MS as _) }
+        unsafe { mi_option_set(PURGE_DELAY, ms as _) }
     }
 }
 

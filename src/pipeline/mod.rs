@@ -181,6 +181,7 @@ struct Read {
 /// the caller to remove.
 async fn read_sources(run: &Run<'_>, sources: &[Source], path: Path) -> Result<Option<Read>> {
     let Run { config, warehouse, state, run_id } = *run;
+    crate::allocator::return_freed_memory_while_reading();
     let started = Instant::now();
     let now = config.warehouse.now;
     let spill = config.warehouse.spill_dir.as_deref();
