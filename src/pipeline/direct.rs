@@ -96,6 +96,16 @@ pub struct Direct {
     pushed: u64,
 }
 
+impl Open {
+    /// Sends the rows built so far, if any, to the partition's writer.
+    fn send(&mut self, date: &str) -> io::Result<()> {
+        if self.builder.rows() > 0 && self.batches.blocking_send(Ok(self.builder.finish())).is_err() {
+            return Err(io::Error::other(WriterStopped(date.to_owned())));
+        }
+        Ok(())
+    }
+}
+
 impl Direct {
     /// Made on the runtime whose threads do the writers' I/O.
     pub fn new(
@@ -148,9 +158,7 @@ impl Direct {
                 // A column went from Int64 to Float64: the rows so far keep
                 // Int64 in a file of their own, cast once all is read
                 // (`retype`).
-                if open.builder.rows() > 0 && open.batches.blocking_send(Ok(open.builder.finish())).is_err() {
-                    return Err(io::Error::other(WriterStopped(date.to_owned())));
-                }
+                open.send(date)?;
                 open.builder =
                     BatchBuilder::new(Arc::clone(&self.schema), Arc::clone(&self.bound), self.loaded_at);
             }
@@ -160,10 +168,7 @@ impl Direct {
         open.used = pushed;
         self.pushed += 1;
         if open.builder.rows() >= batch_rows {
-            let batch = open.builder.finish();
-            if open.batches.blocking_send(Ok(batch)).is_err() {
-                return Err(io::Error::other(WriterStopped(date.to_owned())));
-            }
+            open.send(date)?;
         }
         Ok(())
     }
@@ -191,10 +196,8 @@ impl Direct {
     /// Sends the partition's last batch and lets its writer finish the file.
     fn close(&mut self, date: &str) {
         let Some(mut open) = self.open.remove(date) else { return };
-        if open.builder.rows() > 0 {
-            // A writer that stopped has its error, which `finish` returns.
-            let _ = open.batches.blocking_send(Ok(open.builder.finish()));
-        }
+        // A writer that stopped has its error, which `finish` returns.
+        let _ = open.send(date);
         drop(open.batches);
         self.finishing.push((date.to_owned(), open.writer));
     }
