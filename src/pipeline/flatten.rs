@@ -204,6 +204,7 @@ impl<'s> Columns<'s> {
     /// Keeps `candidate` for its column unless the column's current one has
     /// precedence: an exactly spelled key beats a non-exact one; otherwise
     /// the later key wins.
+    #[inline(always)]
     fn offer(&mut self, id: u32, candidate: Candidate) {
         // Ids are below the names' count.
         if self.at.len() <= id as usize {
