@@ -66,7 +66,9 @@ pub fn ends_the_load(e: &io::Error) -> bool {
     spill_failure(e).is_some() || writer_stopped_in(e) || gave_up_in(e).is_some()
 }
 
-type Writer = JoinHandle<Result<PartitionFiles>>;
+/// A partition's writer, which returns what it and the partition's earlier
+/// writers wrote, the earliest first.
+type Writer = JoinHandle<Result<Vec<PartitionFiles>>>;
 
 struct Open {
     builder: BatchBuilder,
@@ -182,12 +184,25 @@ impl Direct {
         // Two batches wait while one is encoded.
         let (batches, received) = tokio::sync::mpsc::channel(2);
         let (files, runtime, partition) = (Arc::clone(&self.files), self.runtime.clone(), date.to_owned());
+        // A partition's earlier writer may still be making its files (a
+        // `discards` file is made at the first discarded value). This one
+        // starts once that one has ended, so that the partition's files are
+        // numbered in the order of their rows.
+        let earlier = self.finishing.iter().position(|(d, _)| d == date);
+        let earlier = earlier.map(|i| self.finishing.swap_remove(i).1);
         // A thread that ends rather than a pooled one: the allocator keeps
         // freed memory in the heap of the thread that allocated it. Not a
         // runtime worker either: encoding a batch takes tens of
         // milliseconds, in which the worker would not serve the reads.
-        let writer =
-            std::thread::spawn(move || runtime.block_on(write_batches(&files, &partition, received)));
+        let writer = std::thread::spawn(move || {
+            let mut parts = match earlier.map(JoinHandle::join) {
+                None => Vec::new(),
+                Some(Ok(parts)) => parts?,
+                Some(Err(panic)) => std::panic::resume_unwind(panic),
+            };
+            parts.push(runtime.block_on(write_batches(&files, &partition, received))?);
+            Ok(parts)
+        });
         let builder = BatchBuilder::new(Arc::clone(&self.schema), Arc::clone(&self.bound), self.loaded_at);
         let open = Open { builder, generation: self.generation, batches, writer, used: self.pushed };
         self.open.insert(date.to_owned(), open);
@@ -213,7 +228,7 @@ impl Direct {
         let mut failed = None;
         for (date, writer) in self.finishing {
             match writer.join() {
-                Ok(Ok(part)) => parts.entry(date).or_default().push(part),
+                Ok(Ok(written)) => parts.entry(date).or_default().extend(written),
                 Ok(Err(e)) => failed = failed.or(Some(e)),
                 Err(panic) => std::panic::resume_unwind(panic),
             }
