@@ -30,6 +30,8 @@ struct Holder {
 pub struct Lock {
     store: std::sync::Arc<dyn object_store::ObjectStore>,
     path: Path,
+    /// Stops the heartbeat between refreshes, also when the lock is dropped.
+    stop: tokio::sync::oneshot::Sender<()>,
     heartbeat: tokio::task::JoinHandle<()>,
 }
 
@@ -50,8 +52,10 @@ impl Lock {
             let create = PutOptions { mode: PutMode::Create, ..Default::default() };
             match store.put_opts(&path, PutPayload::from(body.clone()), create).await {
                 Ok(_) => {
-                    let heartbeat = tokio::spawn(beat(std::sync::Arc::clone(&store), path.clone(), body));
-                    return Ok(Lock { store, path, heartbeat });
+                    let (stop, stopped) = tokio::sync::oneshot::channel();
+                    let heartbeat =
+                        tokio::spawn(beat(std::sync::Arc::clone(&store), path.clone(), body, stopped));
+                    return Ok(Lock { store, path, stop, heartbeat });
                 }
                 Err(object_store::Error::AlreadyExists { .. }) => {}
                 Err(e) => return Err(fail(e)),
@@ -91,16 +95,28 @@ impl Lock {
     }
 
     pub async fn release(self) {
-        self.heartbeat.abort();
+        // Not an abort: a refresh already sent could land after the delete
+        // and leave the lock behind, which the next run would have to wait
+        // out.
+        let _ = self.stop.send(());
+        let _ = self.heartbeat.await;
         let _ = self.store.delete(&self.path).await;
     }
 }
 
-async fn beat(store: std::sync::Arc<dyn object_store::ObjectStore>, path: Path, body: Bytes) {
+async fn beat(
+    store: std::sync::Arc<dyn object_store::ObjectStore>,
+    path: Path,
+    body: Bytes,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
     let mut interval = tokio::time::interval(HEARTBEAT);
     interval.tick().await;
     loop {
-        interval.tick().await;
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = &mut stopped => return,
+        }
         if let Err(e) = store.put(&path, PutPayload::from(body.clone())).await {
             tracing::warn!(error = %e, "cannot refresh the warehouse lock");
         }
