@@ -3,9 +3,11 @@
 //! and at most `--max-columns` exist.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::flatten::{Leaves, Shape};
 use super::json::FastHash;
 use super::typing::{ColumnType, Kind};
 
@@ -33,6 +35,18 @@ struct Entry {
 }
 
 impl Entry {
+    /// Joins a leaf's type into a new column's; the column's type if it
+    /// changed.
+    fn join(&mut self, leaf_type: ColumnType) -> Option<ColumnType> {
+        match &mut self.status {
+            Status::New(t) if *t != t.join(leaf_type) => {
+                *t = t.join(leaf_type);
+                Some(*t)
+            }
+            _ => None,
+        }
+    }
+
     fn is(&self, column: Result<&str, &str>) -> bool {
         match column {
             Ok(name) => !matches!(self.status, Status::InvalidName) && self.name == name,
@@ -53,6 +67,10 @@ pub struct Columns {
     /// stream mostly have the same leaves in the same order, and comparing
     /// a name with the one expected costs less than hashing it.
     recent: Vec<u32>,
+    /// The column ids of the leaves of the latest [`Shape`]s, the last
+    /// made first, valid while `generation` is `shapes_generation`.
+    shapes: Vec<(Arc<Shape>, Vec<u32>)>,
+    shapes_generation: u64,
     /// Counts the changes of `entries`: a column seen for the first time, a
     /// new column's type widened, a rollback.
     generation: u64,
@@ -60,6 +78,10 @@ pub struct Columns {
     /// type, whose text it keeps (SPEC §5), which typed values do not.
     widened: bool,
 }
+
+/// Shapes whose leaves' column ids are kept: the parsing threads make
+/// theirs in turn.
+const SHAPES: usize = 8;
 
 /// Where the values staged under one column id go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +132,43 @@ impl Columns {
         columns
     }
 
+    /// The ids of the columns of an event's leaves, by position; the
+    /// leaves' types join new columns'. The names of a shape the events
+    /// before had are not compared again.
+    pub fn observe_leaves(&mut self, leaves: &Leaves) -> &[u32] {
+        if self.shapes_generation != self.generation {
+            self.shapes.clear();
+            self.shapes_generation = self.generation;
+        }
+        let shape = leaves.shape();
+        let at = match self.shapes.iter().position(|(s, _)| Arc::ptr_eq(s, shape)) {
+            Some(at) => {
+                let (ids, entries) = (&self.shapes[at].1, &mut self.entries);
+                for (&id, leaf) in ids.iter().zip(&leaves.list) {
+                    if let Some(t) = entries[id as usize].join(leaf.kind.column_type()) {
+                        // The shapes' ids stay valid for this event.
+                        self.generation += 1;
+                        self.widened |= t == ColumnType::Utf8;
+                    }
+                }
+                at
+            }
+            None => {
+                let ids = (0..leaves.list.len())
+                    .map(|i| self.observe(i, leaves.column(i), leaves.list[i].kind))
+                    .collect();
+                if self.shapes_generation != self.generation {
+                    self.shapes.clear();
+                    self.shapes_generation = self.generation;
+                }
+                self.shapes.truncate(SHAPES - 1);
+                self.shapes.insert(0, (Arc::clone(shape), ids));
+                0
+            }
+        };
+        &self.shapes[at].1
+    }
+
     /// The id of the column of an event's leaf at `position` among its
     /// leaves; the leaf's type joins a new column's.
     pub fn observe(&mut self, position: usize, column: Result<&str, &str>, kind: Kind) -> u32 {
@@ -125,12 +184,9 @@ impl Columns {
                 id
             }
         };
-        if let Status::New(t) = &mut self.entries[id as usize].status
-            && *t != t.join(leaf_type)
-        {
-            *t = t.join(leaf_type);
+        if let Some(t) = self.entries[id as usize].join(leaf_type) {
             self.generation += 1;
-            self.widened |= *t == ColumnType::Utf8;
+            self.widened |= t == ColumnType::Utf8;
         }
         id
     }
@@ -262,6 +318,37 @@ mod tests {
         assert_eq!((c.generation(), c.widened()), (start + 3, true));
         c.rollback(checkpoint);
         assert_eq!(c.generation(), start + 4);
+    }
+
+    #[test]
+    fn leaves_of_a_shape_seen_before_keep_their_ids_and_still_join_types() {
+        let leaves = |traits: &str| {
+            let traits = super::super::json::RawObject::parse(traits).unwrap();
+            super::super::flatten::flatten_event(None, &traits, false)
+        };
+        let mut c = Columns::new(&[]);
+        let first = leaves(r#"{"a":1,"$$":"x","b":"x"}"#);
+        let second = leaves(r#"{"a":1.5,"$$":"y","b":"y"}"#);
+        assert!(Arc::ptr_eq(first.shape(), second.shape()), "the same leaves in the same order");
+        assert_eq!(c.observe_leaves(&first), [0, 1, 2], "invalid leaves come first");
+        let generation = c.generation();
+        assert_eq!(c.observe_leaves(&second), [0, 1, 2]);
+        assert_eq!(c.generation(), generation + 1, "a widened to Float64");
+        assert_eq!(c.observe_leaves(&leaves(r#"{"a":"s","$$":1,"b":2}"#)), [0, 1, 2]);
+        assert!(c.widened(), "a became Utf8");
+        let r = c.resolve(10, "r");
+        assert_eq!(r.new_columns, [("a".into(), ColumnType::Utf8), ("b".into(), ColumnType::Utf8)]);
+
+        // A rollback voids the ids past it, those of a shape seen before too.
+        let checkpoint = c.checkpoint();
+        let other = leaves(r#"{"c":true,"a":"t"}"#);
+        assert_eq!(c.observe_leaves(&other), [3, 1]);
+        c.rollback(checkpoint);
+        assert_eq!(c.observe_leaves(&leaves(r#"{"d":1}"#)), [3]);
+        let again = leaves(r#"{"c":false,"a":"u"}"#);
+        assert!(Arc::ptr_eq(other.shape(), again.shape()));
+        assert_eq!(c.observe_leaves(&again), [4, 1]);
+        assert_eq!(c.name(4), "c");
     }
 
     #[test]

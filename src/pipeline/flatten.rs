@@ -4,31 +4,25 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::ops::Range;
+use std::sync::Arc;
 
 use super::json::{Raw, RawObject, minify_into};
 use super::naming::{LeafSource, Named, Names};
 use super::typing::Kind;
 
-/// One value bound for a dynamic column.
+/// One value bound for a dynamic column, whose name is its position's in
+/// the event's [`Shape`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leaf {
-    /// Where the column name is in [`Leaves::names`], or `Err` with where the
-    /// would-be name of a leaf that cannot be a column is (it goes to
-    /// `discards` as `invalid_column_name`). The name is copied rather than
-    /// shared: the thread that stages the event would otherwise count
-    /// references on the parsing threads' cached names, a cache line pulled
-    /// across cores for every value.
-    pub column: Result<Range<usize>, Range<usize>>,
     pub kind: Kind,
     /// Where the value's Utf8 form (see [`Kind`]) is in [`Leaves::text`].
     pub span: Range<usize>,
 }
 
-/// An event's leaves. Their values' text shares one buffer, and their names
-/// another: an event has dozens of small values, and one allocation instead
-/// of one per value is most of what parsing costs beyond the JSON scan. The
-/// values' text is staged as it is; the names are not (columns are staged
-/// by id), and with them it was half as large again.
+/// An event's leaves. Their values' text shares one buffer: an event has
+/// dozens of small values, and one allocation instead of one per value is
+/// most of what parsing costs beyond the JSON scan. Their names are the
+/// [`Shape`]'s, which consecutive events mostly share.
 ///
 /// The text starts with the merged traits' compact JSON (the `traits`
 /// column), and a trait's value that appears there unchanged (a string
@@ -40,8 +34,52 @@ pub struct Leaves {
     pub text: String,
     /// The length of the traits JSON at the start of `text`.
     pub traits_len: usize,
-    names: String,
+    shape: Arc<Shape>,
     pub list: Vec<Leaf>,
+}
+
+/// The column names of an event's leaves, by position. The events of a
+/// stream mostly have the leaves of the events before them in the same
+/// order: those share one shape, made when the leaves change, instead of
+/// each copying every name, and the thread that stages them binds a shape's
+/// names to column ids once ([`super::columns::Columns::observe_leaves`]).
+/// One reference is counted per event, not one per name: a count shared
+/// with the staging thread pulls a cache line across cores.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Shape {
+    /// Each leaf's name id on the parsing thread, [`INVALID`] set for a leaf
+    /// that cannot be a column.
+    key: Vec<u32>,
+    names: String,
+    /// Where each leaf's column name is in `names`, or `Err` with where the
+    /// would-be name of a leaf that cannot be a column is (it goes to
+    /// `discards` as `invalid_column_name`).
+    columns: Vec<Result<Range<usize>, Range<usize>>>,
+}
+
+/// Marks a [`Shape::key`] entry whose name cannot be a column.
+const INVALID: u32 = 1 << 31;
+
+impl Shape {
+    fn new(names: &Names, key: &[u32]) -> Self {
+        let mut text = String::with_capacity(key.len() * 16);
+        let columns = key
+            .iter()
+            .map(|&k| {
+                let name = append(&mut text, names.name(k & !INVALID));
+                if k & INVALID == 0 { Ok(name) } else { Err(name) }
+            })
+            .collect();
+        Shape { key: key.to_vec(), names: text, columns }
+    }
+
+    /// The column name at `position`, or `Err` with its invalid would-be name.
+    pub fn column(&self, position: usize) -> Result<&str, &str> {
+        match &self.columns[position] {
+            Ok(name) => Ok(&self.names[name.clone()]),
+            Err(name) => Err(&self.names[name.clone()]),
+        }
+    }
 }
 
 impl Leaves {
@@ -54,12 +92,14 @@ impl Leaves {
         &self.text[..self.traits_len]
     }
 
-    /// The leaf's column name, or `Err` with its invalid would-be name.
-    pub fn column(&self, leaf: &Leaf) -> Result<&str, &str> {
-        match &leaf.column {
-            Ok(name) => Ok(&self.names[name.clone()]),
-            Err(name) => Err(&self.names[name.clone()]),
-        }
+    /// The column name of the leaf at `position` in [`Self::list`], or
+    /// `Err` with its invalid would-be name.
+    pub fn column(&self, position: usize) -> Result<&str, &str> {
+        self.shape.column(position)
+    }
+
+    pub fn shape(&self) -> &Arc<Shape> {
+        &self.shape
     }
 
     fn push_text(&mut self, text: &str) -> Range<usize> {
@@ -77,10 +117,6 @@ impl Leaves {
         let start = self.text.len();
         minify_into(json, &mut self.text);
         start..self.text.len()
-    }
-
-    fn push_name(&mut self, name: &str) -> Range<usize> {
-        append(&mut self.names, name)
     }
 }
 
@@ -135,16 +171,40 @@ struct Scratch {
     recent: Vec<(String, LeafSource, Named)>,
     /// Leaves named so far in this event.
     visited: usize,
+    /// This event's [`Shape::key`] so far.
+    key: Vec<u32>,
+    /// The latest shapes, the last used first.
+    shapes: Vec<Arc<Shape>>,
+    /// The shape of events not flattened yet: one per thread, so that
+    /// taking it counts a reference no other thread touches.
+    empty: Arc<Shape>,
 }
+
+/// Shapes kept to share: events that alternate between a few sets of
+/// leaves share theirs too.
+const SHAPES: usize = 4;
 
 impl Scratch {
     /// Between events: past the bound the names are forgotten, and so are
-    /// the ids of the last event's leaves.
+    /// the ids of the last event's leaves and the shapes keyed by them.
     fn next_event(&mut self) {
         if self.names.bound() {
             self.recent.clear();
+            self.shapes.clear();
         }
         self.visited = 0;
+        self.key.clear();
+    }
+
+    /// The shape of this event's leaves: a kept one if it has them.
+    fn shape(&mut self) -> Arc<Shape> {
+        if let Some(i) = self.shapes.iter().position(|s| s.key == self.key) {
+            self.shapes[..=i].rotate_right(1);
+        } else {
+            self.shapes.truncate(SHAPES - 1);
+            self.shapes.insert(0, Arc::new(Shape::new(&self.names, &self.key)));
+        }
+        Arc::clone(&self.shapes[0])
     }
 }
 
@@ -155,6 +215,7 @@ struct Columns<'s> {
     at: &'s mut Vec<u32>,
     recent: &'s mut Vec<(String, LeafSource, Named)>,
     visited: &'s mut usize,
+    key: &'s mut Vec<u32>,
     list: Vec<(u32, Candidate)>,
 }
 
@@ -165,6 +226,7 @@ impl<'s> Columns<'s> {
             at: &mut scratch.at,
             recent: &mut scratch.recent,
             visited: &mut scratch.visited,
+            key: &mut scratch.key,
             list: Vec::with_capacity(capacity),
         }
     }
@@ -232,8 +294,8 @@ impl<'s> Columns<'s> {
     fn push_to(self, leaves: &mut Leaves) {
         for (id, c) in self.list {
             self.at[id as usize] = 0;
-            let name = leaves.push_name(self.names.name(id));
-            leaves.list.push(Leaf { column: Ok(name), kind: c.kind, span: c.span });
+            self.key.push(id);
+            leaves.list.push(Leaf { kind: c.kind, span: c.span });
         }
     }
 }
@@ -263,7 +325,7 @@ fn flatten_with(scratch: &mut Scratch, event: Event) -> Leaves {
     let mut leaves = Leaves {
         text: String::with_capacity(1024),
         traits_len: 0,
-        names: String::with_capacity(512),
+        shape: Arc::clone(&scratch.empty),
         list: Vec::with_capacity(32),
     };
     let mut copied = std::mem::take(&mut scratch.copied);
@@ -294,6 +356,7 @@ fn flatten_with(scratch: &mut Scratch, event: Event) -> Leaves {
     fill_name(&mut columns, &mut leaves);
     columns.push_to(&mut leaves);
     scratch.copied = copied;
+    leaves.shape = scratch.shape();
     leaves
 }
 
@@ -357,8 +420,8 @@ fn visit(
     if named.valid {
         columns.offer(named.id, Candidate { exact: named.exact, kind, span });
     } else {
-        let name = leaves.push_name(columns.names.name(named.id));
-        leaves.list.push(Leaf { column: Err(name), kind, span });
+        columns.key.push(named.id | INVALID);
+        leaves.list.push(Leaf { kind, span });
     }
     path.truncate(len);
 }
@@ -395,9 +458,10 @@ mod tests {
         leaves
             .list
             .iter()
-            .map(|l| {
+            .enumerate()
+            .map(|(i, l)| {
                 (
-                    leaves.column(l).map_or_else(|e| format!("!{e}"), str::to_owned),
+                    leaves.column(i).map_or_else(|e| format!("!{e}"), str::to_owned),
                     l.kind,
                     leaves.value(l).into(),
                 )
@@ -419,6 +483,28 @@ mod tests {
         let many: Vec<String> = (0..5000).map(|i| format!(r#""k{i}":{i}"#)).collect();
         assert_eq!(names("{}", &format!("{{{}}}", many.join(","))).len(), 5000);
         assert_eq!(names("{}", r#"{"k0":1,"k1":2}"#), ["k0", "k1"]);
+    }
+
+    #[test]
+    fn events_with_the_same_leaves_share_their_names() {
+        let flatten = |traits: &str| flatten_event(None, &RawObject::parse(traits).unwrap(), false);
+        let [a, b, c, d] =
+            [r#"{"a":1,"b":2}"#, r#"{"a":"x","b":null,"b":3}"#, r#"{"b":1,"a":2}"#, r#"{"a":1}"#]
+                .map(flatten);
+        assert!(Arc::ptr_eq(a.shape(), b.shape()), "values and null members do not matter");
+        assert!(!Arc::ptr_eq(a.shape(), c.shape()), "nor do other leaves in other places");
+        assert_eq!(d.column(0), Ok("a"));
+        assert!(Arc::ptr_eq(a.shape(), flatten(r#"{"a":0,"b":0}"#).shape()), "a few shapes are kept");
+        // Past the bound on names, ids are given again: the shapes kept are
+        // forgotten with them.
+        let many: Vec<String> = (0..5000).map(|i| format!(r#""k{i}":{i}"#)).collect();
+        flatten(&format!("{{{}}}", many.join(",")));
+        let [x, y] = [r#"{"b":1,"a":2}"#, r#"{"a":1,"b":2}"#].map(flatten);
+        assert!(!Arc::ptr_eq(a.shape(), y.shape()));
+        assert_eq!(
+            (x.column(0), x.column(1), y.column(0), y.column(1)),
+            (Ok("b"), Ok("a"), Ok("a"), Ok("b"))
+        );
     }
 
     #[test]
@@ -450,7 +536,8 @@ mod tests {
         let got: Vec<(&str, &str, bool)> = leaves
             .list
             .iter()
-            .map(|l| (leaves.column(l).unwrap(), leaves.value(l), l.span.end <= leaves.traits_len))
+            .enumerate()
+            .map(|(i, l)| (leaves.column(i).unwrap(), leaves.value(l), l.span.end <= leaves.traits_len))
             .collect();
         assert_eq!(
             got,

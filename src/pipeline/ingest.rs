@@ -293,13 +293,12 @@ fn parse_batches(queue: &Queue, parsed: &SyncSender<Parsed>, parse: &ParseOption
 
 /// The event as staged, its leaves bound to column ids.
 fn bind<'a>(columns: &mut Columns, event: &'a Event) -> StagedEvent<'a> {
-    let values = event
-        .leaves
-        .list
+    let values = columns
+        .observe_leaves(&event.leaves)
         .iter()
-        .enumerate()
-        .map(|(position, leaf)| StagedValue {
-            column: columns.observe(position, event.leaves.column(leaf), leaf.kind),
+        .zip(&event.leaves.list)
+        .map(|(&column, leaf)| StagedValue {
+            column,
             kind: leaf.kind,
             start: leaf.span.start as u32,
             len: leaf.span.len() as u32,
