@@ -38,13 +38,12 @@ impl Entry {
     /// Joins a leaf's type into a new column's; the column's type if it
     /// changed.
     fn join(&mut self, leaf_type: ColumnType) -> Option<ColumnType> {
-        match &mut self.status {
-            Status::New(t) if *t != t.join(leaf_type) => {
-                *t = t.join(leaf_type);
-                Some(*t)
-            }
-            _ => None,
-        }
+        let Status::New(t) = &mut self.status else { return None };
+        let joined = t.join(leaf_type);
+        (*t != joined).then(|| {
+            *t = joined;
+            joined
+        })
     }
 
     fn is(&self, column: Result<&str, &str>) -> bool {
@@ -136,10 +135,7 @@ impl Columns {
     /// leaves' types join new columns'. The names of a shape the events
     /// before had are not compared again.
     pub fn observe_leaves(&mut self, leaves: &Leaves) -> &[u32] {
-        if self.shapes_generation != self.generation {
-            self.shapes.clear();
-            self.shapes_generation = self.generation;
-        }
+        self.forget_stale_shapes();
         let shape = leaves.shape();
         let at = match self.shapes.iter().position(|(s, _)| Arc::ptr_eq(s, shape)) {
             Some(at) => {
@@ -157,16 +153,21 @@ impl Columns {
                 let ids = (0..leaves.list.len())
                     .map(|i| self.observe(i, leaves.column(i), leaves.list[i].kind))
                     .collect();
-                if self.shapes_generation != self.generation {
-                    self.shapes.clear();
-                    self.shapes_generation = self.generation;
-                }
+                self.forget_stale_shapes();
                 self.shapes.truncate(SHAPES - 1);
                 self.shapes.insert(0, (Arc::clone(shape), ids));
                 0
             }
         };
         &self.shapes[at].1
+    }
+
+    /// The shapes' ids are void once the columns change.
+    fn forget_stale_shapes(&mut self) {
+        if self.shapes_generation != self.generation {
+            self.shapes.clear();
+            self.shapes_generation = self.generation;
+        }
     }
 
     /// The id of the column of an event's leaf at `position` among its
