@@ -13,7 +13,7 @@
 //! up on this path ([`GaveUp`]) and reads its input again through the
 //! spill, which settles types once everything is read.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -34,6 +34,16 @@ use crate::error::Result;
 /// takes a new file if it gets events again. Input in time order fills one
 /// or two at a time.
 const OPEN_PARTITIONS: usize = 3;
+
+/// A partition that gets events again after it was finished takes a new
+/// file and a new writer. Input whose events of more than
+/// [`OPEN_PARTITIONS`] received dates interleave (a backfill exported by
+/// user, say) would make one every few events: a 95k-line object spread over
+/// 30 dates ran out of threads. Past this many reopenings, and more than one
+/// in [`EVENTS_PER_REOPENING`] events, the load goes through the spill,
+/// which takes events in any order and writes one file per partition.
+const MIN_REOPENINGS: u64 = 64;
+const EVENTS_PER_REOPENING: u64 = 20_000;
 
 /// Why the load stopped writing as it read: it reads its input again
 /// through the spill.
@@ -94,6 +104,10 @@ pub struct Direct {
     open: BTreeMap<String, Open>,
     /// Writers told to finish, with their partition's date.
     finishing: Vec<(String, Writer)>,
+    /// Every partition opened so far, and how many of the openings were of
+    /// one opened before.
+    opened: HashSet<String>,
+    reopened: u64,
     /// Events pushed so far.
     pushed: u64,
 }
@@ -131,6 +145,8 @@ impl Direct {
             generation: u64::MAX,
             open: BTreeMap::new(),
             finishing: Vec::new(),
+            opened: HashSet::new(),
+            reopened: 0,
             pushed: 0,
         }
     }
@@ -149,7 +165,7 @@ impl Direct {
             self.generation = columns.generation();
         }
         if !self.open.contains_key(date) {
-            self.open_partition(date);
+            self.open_partition(date)?;
         }
         let (batch_rows, generation, pushed) = (self.batch_rows, self.generation, self.pushed);
         let Some(open) = self.open.get_mut(date) else { unreachable!("the partition was just opened") };
@@ -175,7 +191,13 @@ impl Direct {
         Ok(())
     }
 
-    fn open_partition(&mut self, date: &str) {
+    fn open_partition(&mut self, date: &str) -> io::Result<()> {
+        if !self.opened.insert(date.to_owned()) {
+            self.reopened += 1;
+            if self.reopened > MIN_REOPENINGS.max(self.pushed / EVENTS_PER_REOPENING) {
+                return Err(gave_up("events of more received dates interleave than a load keeps open"));
+            }
+        }
         if self.open.len() >= OPEN_PARTITIONS
             && let Some(oldest) = self.open.iter().min_by_key(|(_, o)| o.used).map(|(d, _)| d.clone())
         {
@@ -206,6 +228,7 @@ impl Direct {
         let builder = BatchBuilder::new(Arc::clone(&self.schema), Arc::clone(&self.bound), self.loaded_at);
         let open = Open { builder, generation: self.generation, batches, writer, used: self.pushed };
         self.open.insert(date.to_owned(), open);
+        Ok(())
     }
 
     /// Sends the partition's last batch and lets its writer finish the file.

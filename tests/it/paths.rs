@@ -88,6 +88,31 @@ fn writing_as_it_reads_gives_the_tables_of_the_spill() {
     assert_eq!(direct.tables, spill.tables);
 }
 
+/// A backfill exported by user, say: each event of another received date
+/// than the one before, over more dates than a load keeps open. Writing as
+/// it reads would finish a file at nearly every event (a 95k-line object
+/// over 30 dates ran out of threads); the load goes through the spill.
+#[test]
+fn events_of_many_dates_in_turn_go_through_the_spill() {
+    let text: String = (0..700)
+        .map(|i| {
+            format!(
+                r#"{{"type":"identify","messageId":"m{i}","userId":"u{}","receivedAt":"2024-03-0{}T10:00:00Z","traits":{{"n":{i}}}}}"#,
+                i % 17,
+                1 + i % 6
+            ) + "\n"
+        })
+        .collect();
+    let dir = inputs(&[("a.ndjson", text.as_bytes())]);
+    let direct = loaded(&[dir.path()], &[], 0);
+    let spill = loaded(&[dir.path()], &["--through-spill"], 0);
+    assert!(direct.again && !spill.again);
+    assert_eq!(direct.files, 1, "one file per partition");
+    assert_eq!(direct.counts, spill.counts);
+    assert!(direct.counts.starts_with("700 700 0 0 0"), "{}", direct.counts);
+    assert_eq!(direct.tables, spill.tables);
+}
+
 #[test]
 fn a_column_from_int64_to_float64_is_cast_in_the_files_written_before() {
     let text = identifies(400, 50, |i| if i < 300 { i.to_string() } else { format!("{i}.5") });
