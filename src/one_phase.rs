@@ -7,6 +7,9 @@
 //! row to a state), while the states of twenty `latest` aggregates each carry
 //! their own copy of the row's order key: the shuffle moved and held several
 //! times the input. Shuffling the rows moves each column once.
+//!
+//! The rows go into more partitions than the session's: see
+//! [`OnePhaseAggregate::partitions`].
 
 use std::sync::Arc;
 
@@ -20,8 +23,15 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::repartition::RepartitionExec;
 
-#[derive(Debug, Default)]
-pub struct OnePhaseAggregate;
+#[derive(Debug)]
+pub struct OnePhaseAggregate {
+    /// The groups' partitions, each aggregated by a task of its own. With
+    /// nearly as many groups as rows, smaller partitions than one per
+    /// thread keep each one's hash table and records closer to the caches,
+    /// and one partition emitting its groups overlaps the others still
+    /// aggregating (see `session.rs`).
+    pub partitions: usize,
+}
 
 impl PhysicalOptimizerRule for OnePhaseAggregate {
     fn optimize(
@@ -30,7 +40,7 @@ impl PhysicalOptimizerRule for OnePhaseAggregate {
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         plan.transform_up(|node| {
-            Ok(match one_phase(&node)? {
+            Ok(match one_phase(&node, self.partitions)? {
                 Some(rewritten) => Transformed::yes(rewritten),
                 None => Transformed::no(node),
             })
@@ -49,11 +59,11 @@ impl PhysicalOptimizerRule for OnePhaseAggregate {
 
 /// `FinalPartitioned(Repartition(Hash(keys), Partial(input)))` becomes
 /// `SinglePartitioned(Repartition(Hash(key expressions), input))`.
-fn one_phase(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+fn one_phase(node: &Arc<dyn ExecutionPlan>, partitions: usize) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     let Some(last) = node.downcast_ref::<AggregateExec>() else { return Ok(None) };
     let Some(shuffle) = last.input().downcast_ref::<RepartitionExec>() else { return Ok(None) };
     let Some(first) = shuffle.input().downcast_ref::<AggregateExec>() else { return Ok(None) };
-    let &Partitioning::Hash(ref hashed, partitions) = shuffle.partitioning() else { return Ok(None) };
+    let Partitioning::Hash(hashed, _) = shuffle.partitioning() else { return Ok(None) };
     let grouping = first.group_expr();
     let hashes_groups = hashed.len() == grouping.expr().len()
         && hashed
@@ -107,7 +117,7 @@ mod tests {
         let config = SessionConfig::new().with_target_partitions(3);
         let mut state = SessionStateBuilder::new().with_config(config).with_default_features();
         if one_phase {
-            state = state.with_physical_optimizer_rule(Arc::new(OnePhaseAggregate));
+            state = state.with_physical_optimizer_rule(Arc::new(OnePhaseAggregate { partitions: 5 }));
         }
         let ctx = SessionContext::new_with_state(state.build());
         let schema = Arc::new(Schema::new(vec![
@@ -143,6 +153,8 @@ mod tests {
         assert!(two_phase.contains("mode=Partial"), "{two_phase}");
         assert!(one_phase.contains("mode=SinglePartitioned"), "{one_phase}");
         assert!(!one_phase.contains("mode=Partial"), "{one_phase}");
+        // Into the rule's partitions, not the session's three.
+        assert!(one_phase.contains("Hash([k@0], 5)"), "{one_phase}");
         assert_eq!(got, expected);
     }
 }
