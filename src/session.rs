@@ -77,12 +77,18 @@ pub fn collapse_session(
     session_with(config, threads, warehouse, true)
 }
 
+/// `build-users` reads `identifies` in one more partition than threads, so
+/// that a batch is decoded whenever the aggregates wait: at 5M events,
+/// 11.8 s against 12.4 s (three alternating runs each), ~15 MB more at the
+/// peak; two more held 50 MB more and were no faster.
+const EXTRA_SCANS: usize = 1;
+
 /// `build-users`' partitions of groups per thread ([`OnePhaseAggregate`]).
 /// At 5M events on two threads, build-users took 12.2 s against 13.4 s with
 /// one per thread (CPU −7%, the same peak of ~600 MiB; six alternating runs
 /// each); eight per thread were ~4% faster again but held 60 MB more, and
-/// sixteen 200 MB more. The scans keep one partition per thread: each
-/// reader holds a row group's column chunks.
+/// sixteen 200 MB more. The scans are not multiplied so ([`EXTRA_SCANS`]):
+/// each reader holds a row group's column chunks.
 const GROUP_PARTITIONS_PER_THREAD: usize = 4;
 
 fn session_with(
@@ -102,7 +108,7 @@ fn session_with(
     // Strings stay Utf8 (not Utf8View) when read back, so that derived
     // tables keep the types of SPEC §6.
     let session = SessionConfig::new()
-        .with_target_partitions(threads.max(1))
+        .with_target_partitions(threads.max(1) + usize::from(collapse) * EXTRA_SCANS)
         .with_information_schema(true)
         .set_bool("datafusion.execution.parquet.schema_force_view_types", false);
     let mut state =
