@@ -79,8 +79,8 @@ pub fn collapse_session(
 
 /// `build-users` reads `identifies` in one more partition than threads, so
 /// that a batch is decoded whenever the aggregates wait: at 5M events,
-/// 11.8 s against 12.4 s (three alternating runs each), ~15 MB more at the
-/// peak; two more held 50 MB more and were no faster.
+/// 11.5 s against 12.2 s (three alternating pairs), ~50 MB more at its
+/// peak, still below the load's; two more were no faster.
 const EXTRA_SCANS: usize = 1;
 
 /// `build-users`' partitions of groups per thread ([`OnePhaseAggregate`]).
