@@ -107,8 +107,9 @@ fn session_with(
     let runtime = runtime.build_arc().map_err(|source| Error::DataFusion { action: "starting", source })?;
     // Strings stay Utf8 (not Utf8View) when read back, so that derived
     // tables keep the types of SPEC §6.
+    let scans = if collapse { threads.max(1) + EXTRA_SCANS } else { threads.max(1) };
     let session = SessionConfig::new()
-        .with_target_partitions(threads.max(1) + usize::from(collapse) * EXTRA_SCANS)
+        .with_target_partitions(scans)
         .with_information_schema(true)
         .set_bool("datafusion.execution.parquet.schema_force_view_types", false);
     let mut state =
