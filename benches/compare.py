@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """One command: generate a data set, then time `identify-loader run` (release)
-and the DuckDB job alternately, and print wall time and peak RSS per phase,
-the medians and our/DuckDB ratios.
+and the DuckDB job in both its flavours (`duckdb_job.py`) alternately, and
+print wall time and peak RSS per phase, the medians and our/DuckDB ratios,
+the last against the faster flavour.
 
 Ours is one `run` process, as a user runs it: its wall time and peak RSS are
 the whole job's; its phases are split by the times it logs for building
@@ -76,31 +77,40 @@ def main():
     print(f"data: {len(files)} files, {compressed / 1e6:.0f} MB gzip, {raw / 1e6:.0f} MB NDJSON; "
           f"gzip -dc alone: {floor:.1f} s ({raw / 1e6 / floor:.0f} MB/s on one core)")
 
-    rows = {k: [] for k in ["ours_load", "ours_users", "duck_load", "duck_users"]}
+    peers = ["flat", "struct"]
+    rows = {f"{who}_{phase}": [] for who in ["ours"] + peers for phase in ["load", "users"]}
+    job = os.path.join(ROOT, "benches", "duckdb_job.py")
     for run in range(args.runs):
         wh = tempfile.mkdtemp(prefix="identify-wh-")
         load, users = ours(data, wh, args.memory_limit)
         rows["ours_load"].append(load)
         rows["ours_users"].append(users)
         shutil.rmtree(wh)
-        wh = tempfile.mkdtemp(prefix="duck-wh-")
-        job = os.path.join(ROOT, "benches", "duckdb_job.py")
-        rows["duck_load"].append(timed([sys.executable, job, "load", os.path.join(data, "*", "*.gz"), wh])[:2])
-        rows["duck_users"].append(timed([sys.executable, job, "users", wh])[:2])
-        shutil.rmtree(wh)
+        for flavour in peers:
+            wh = tempfile.mkdtemp(prefix="duck-wh-")
+            flag = ["--flavour", flavour]
+            rows[f"{flavour}_load"].append(
+                timed([sys.executable, job, "load", os.path.join(data, "*", "*.gz"), wh] + flag)[:2])
+            rows[f"{flavour}_users"].append(timed([sys.executable, job, "users", wh] + flag)[:2])
+            shutil.rmtree(wh)
         print(f"run {run + 1}: " + ", ".join(f"{k} {v[-1][0]:.1f} s / {v[-1][1]:.0f} MiB" for k, v in rows.items()),
               flush=True)
 
     med = {k: (statistics.median(w for w, _ in v), max(r for _, r in v)) for k, v in rows.items()}
-    ours_total = med["ours_load"][0] + med["ours_users"][0]
-    duck = med["duck_load"][0] + med["duck_users"][0]
-    print(f"\nmedians over {args.runs} runs ({args.events} events):")
-    print(f"{'phase':<12}{'ours s':>9}{'duckdb s':>10}{'ratio':>8}{'ours MiB':>10}{'duckdb MiB':>12}")
+    total = {who: med[f"{who}_load"][0] + med[f"{who}_users"][0] for who in ["ours"] + peers}
+    ours_total = total["ours"]
+    print(f"\nmedians over {args.runs} runs ({args.events} events); DuckDB's jobs: "
+          "flat (flattens traits at load), struct (keeps them as structs; unnests at users)")
+    print(f"{'phase':<8}{'ours s':>8}{'flat s':>8}{'ratio':>7}{'struct s':>10}{'ratio':>7}"
+          f"{'ours MiB':>10}{'flat MiB':>10}{'struct MiB':>12}")
     for phase in ["load", "users"]:
-        o, d = med[f"ours_{phase}"], med[f"duck_{phase}"]
-        print(f"{phase:<12}{o[0]:>9.1f}{d[0]:>10.1f}{o[0] / d[0]:>8.2f}{o[1]:>10.0f}{d[1]:>12.0f}")
-    print(f"{'total':<12}{ours_total:>9.1f}{duck:>10.1f}{ours_total / duck:>8.2f}"
-          f"{med['ours_load'][1]:>10.0f}{max(med['duck_load'][1], med['duck_users'][1]):>12.0f}")
+        o, f, s = med[f"ours_{phase}"], med[f"flat_{phase}"], med[f"struct_{phase}"]
+        print(f"{phase:<8}{o[0]:>8.1f}{f[0]:>8.1f}{o[0] / f[0]:>7.2f}{s[0]:>10.1f}{o[0] / s[0]:>7.2f}"
+              f"{'':>10}{f[1]:>10.0f}{s[1]:>12.0f}")
+    print(f"{'total':<8}{ours_total:>8.1f}{total['flat']:>8.1f}{ours_total / total['flat']:>7.2f}"
+          f"{total['struct']:>10.1f}{ours_total / total['struct']:>7.2f}{med['ours_load'][1]:>10.0f}")
+    fastest = min(peers, key=total.get)
+    print(f"against the faster DuckDB job ({fastest}): {ours_total / total[fastest]:.2f}")
     print(f"load throughput: {raw / 1e6 / med['ours_load'][0]:.0f} MB/s of NDJSON "
           f"(decompression floor {raw / 1e6 / floor:.0f} MB/s per core); "
           f"{args.events / ours_total / 1e3:.0f}k events/s end to end")
