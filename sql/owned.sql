@@ -4,18 +4,16 @@
 -- the user its anonymous id belongs to.
 -- Internal names hold a `$`, which no column name of identifies can.
 --
--- Templated by src/pipeline/users.rs: the slice placeholders are empty
--- when users is built in one go; else they keep one slice k of n of the
--- owners (src/slice.rs), map_slice with
+-- Templated by src/pipeline/users.rs: when users is built in one go,
+-- map_slice is empty and identifies is `identifies`. Else they keep one
+-- slice k of n of the owners (src/slice.rs): map_slice with
 --     WHERE il_slice(user_id, n) = k
--- and slice with
---     AND (i.user_id IS NULL OR il_slice(i.user_id, n) = k)
+-- and identifies is the slice's table (src/pipeline/slice_files.rs): the
+-- identifies whose user id is in the slice, and all those without one.
 -- An identify of the slice has a user id in it, or none and an anonymous id
 -- linked to a user in it: the map's other rows give no identify of the slice
 -- its owner. An identify whose anonymous id is linked to a user of another
 -- slice then has no "il$linked_to", and the id is not its owner's either way.
--- The identifies' condition is on identifies alone, so that DataFusion
--- applies it before the join.
 -- The map is the join's build side, as written: users turns off DataFusion's
 -- swapping of sides, which would collect the identifies of a slice, smaller
 -- than the map in its estimate, into the join's table. The map's columns are
@@ -26,6 +24,5 @@ SELECT COALESCE(i.user_id, m."il$linked_to") AS "il$owner", m."il$linked_to", i.
 FROM (SELECT anonymous_id AS "il$anonymous_id", user_id AS "il$linked_to"
       FROM identity_map
       {{map_slice}}) AS m
-RIGHT JOIN identifies AS i ON i.anonymous_id = m."il$anonymous_id"
+RIGHT JOIN {{identifies}} AS i ON i.anonymous_id = m."il$anonymous_id"
 WHERE COALESCE(i.user_id, m."il$linked_to") IS NOT NULL
-{{slice}}

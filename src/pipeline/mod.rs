@@ -22,6 +22,7 @@ pub mod parquet_out;
 pub mod read;
 pub mod rejects;
 pub mod retype;
+pub mod slice_files;
 pub mod small_map;
 pub mod sources;
 pub mod stage;

@@ -65,7 +65,7 @@ pub fn parse_rfc3339(s: &str) -> Option<Micros> {
 /// constructor and difference were a quarter of parsing a timestamp, and an
 /// event has five or six to parse.
 fn days_since_epoch(year: u32, month: u32, day: u32) -> Option<i64> {
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let leap = year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
     let days_in_month = match month {
         2 => 28 + u32::from(leap),
         4 | 6 | 9 | 11 => 30,

@@ -17,6 +17,7 @@ use futures::TryStreamExt;
 use super::columns::ColumnDef;
 use super::commit::Warehouse;
 use super::parquet_out::ParquetOut;
+use super::slice_files;
 use super::typing::ColumnType;
 use crate::config::WarehouseConfig;
 use crate::error::{Error, Result};
@@ -46,7 +47,7 @@ pub async fn build_users_in(
     let state = warehouse.open().await?;
     let version = state.version;
     remove_partial_files(warehouse);
-    let (ctx, _spill) = collapse_session(config, threads, warehouse)?;
+    let (ctx, spill) = collapse_session(config, threads, warehouse)?;
     register_tables(&ctx, warehouse, &state.columns).await?;
     for table in ["users", "identity_map"] {
         // The derived tables are rebuilt from identifies alone.
@@ -72,6 +73,10 @@ pub async fn build_users_in(
     keep_join_sides(&ctx);
     if slice_map_bytes <= config.memory_limit / 8 {
         share_the_map(&ctx, slice_map_rows, slice_map_bytes);
+    }
+    if sliced.users > 1 {
+        let columns = owned_columns(&state.columns);
+        slice_files::split_identifies(&ctx, &columns, sliced.users, spill.path()).await?;
     }
     let steps = sliced_steps("owned", sliced.users, owned_sql, &users_sql(&state.columns));
     write_table(&ctx, warehouse, "users", &steps, version, threads).await
@@ -162,16 +167,20 @@ fn map_sql(slices: u64, k: u64) -> String {
     IDENTITY_MAP_SQL.replace("{{slice}}", &slice)
 }
 
-/// `sql/owned.sql`, all of it, or the identifies of slice `k` of `slices`.
+/// `sql/owned.sql`, all of it, or the identifies of slice `k` of `slices`
+/// (read from their table, [`slice_files`]).
 fn owned_sql(slices: u64, k: u64) -> String {
     let (map, identifies) = match slices {
-        0 | 1 => (String::new(), String::new()),
-        _ => (
-            format!("WHERE il_slice(user_id, {slices}) = {k}"),
-            format!("  AND (i.user_id IS NULL OR il_slice(i.user_id, {slices}) = {k})"),
-        ),
+        0 | 1 => (String::new(), "identifies".to_owned()),
+        _ => (format!("WHERE il_slice(user_id, {slices}) = {k}"), slice_files::table(k)),
     };
-    OWNED_SQL.replace("{{map_slice}}", &map).replace("{{slice}}", &identifies)
+    OWNED_SQL.replace("{{map_slice}}", &map).replace("{{identifies}}", &identifies)
+}
+
+/// What `users` reads of identifies: the ids, the times and the traits.
+fn owned_columns(columns: &[ColumnDef]) -> Vec<String> {
+    let fixed = ["id", "user_id", "anonymous_id", "timestamp", "received_at"].map(str::to_owned);
+    fixed.into_iter().chain(trait_columns(columns).iter().map(|c| c.name.clone())).collect()
 }
 
 /// The trait columns of identifies: all but the context's.
