@@ -325,7 +325,7 @@ mod tests {
     fn leaves_of_a_shape_seen_before_keep_their_ids_and_still_join_types() {
         let leaves = |traits: &str| {
             let traits = super::super::json::RawObject::parse(traits).unwrap();
-            super::super::flatten::flatten_event(None, &traits, false)
+            super::super::flatten::flatten_event(None, &traits, false, &super::super::json::Nested::default())
         };
         let mut c = Columns::new(&[]);
         let first = leaves(r#"{"a":1,"$$":"x","b":"x"}"#);

@@ -173,7 +173,7 @@ fn parse(line: &[u8], opts: &ParseOptions) -> Result<Outcome, Rejected> {
         }),
         // An e-mail filled from the user id is a string of this line, which
         // holds nothing serde_json escapes when the line is plain.
-        leaves: flatten_event(context.as_ref(), &traits, parsed.plain),
+        leaves: flatten_event(context.as_ref(), &traits, parsed.plain, &parsed.nested),
     }))
 }
 

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::ops::Range;
 use std::sync::Arc;
 
-use super::json::{Raw, RawObject, minify_into};
+use super::json::{Nested, Raw, RawObject, minify_into};
 use super::naming::{LeafSource, Named, Names};
 use super::typing::Kind;
 
@@ -302,14 +302,20 @@ impl<'s> Columns<'s> {
 
 /// Leaves of `context` (except `context.traits`) and of the merged traits,
 /// in input order, one per column.
-/// `plain`: they are of a [`super::json::Line::plain`] line.
-pub fn flatten_event(context: Option<&RawObject>, traits: &RawObject, plain: bool) -> Leaves {
+/// `plain`: they are of a [`super::json::Line::plain`] line; `nested`: the
+/// line's objects already split.
+pub fn flatten_event(
+    context: Option<&RawObject>,
+    traits: &RawObject,
+    plain: bool,
+    nested: &Nested,
+) -> Leaves {
     thread_local! {
         static SCRATCH: RefCell<Scratch> = RefCell::default();
     }
     SCRATCH.with_borrow_mut(|scratch| {
         scratch.next_event();
-        flatten_with(scratch, Event { context, traits, plain })
+        flatten_with(scratch, Event { context, traits, plain, nested })
     })
 }
 
@@ -318,10 +324,11 @@ struct Event<'e, 'a> {
     context: Option<&'e RawObject<'a>>,
     traits: &'e RawObject<'a>,
     plain: bool,
+    nested: &'e Nested<'a>,
 }
 
 fn flatten_with(scratch: &mut Scratch, event: Event) -> Leaves {
-    let Event { context, traits, plain } = event;
+    let Event { context, traits, plain, nested } = event;
     let mut leaves = Leaves {
         text: String::with_capacity(1024),
         traits_len: 0,
@@ -340,7 +347,7 @@ fn flatten_with(scratch: &mut Scratch, event: Event) -> Leaves {
         path.push_str("context");
         for (key, value) in context.0.iter() {
             if key != "traits" {
-                let origin = Visit { source: LeafSource::Context, plain, copied: None };
+                let origin = Visit { source: LeafSource::Context, plain, nested, copied: None };
                 visit(false, key, value, origin, &mut path, &mut columns, &mut leaves);
             }
         }
@@ -349,8 +356,8 @@ fn flatten_with(scratch: &mut Scratch, event: Event) -> Leaves {
     let mut columns = Columns::new(scratch, traits.0.len() + 8);
     path.clear();
     for ((key, value), at) in traits.0.iter().zip(&copied) {
-        let origin =
-            Visit { source: LeafSource::Trait, plain, copied: at.map(|at| Copied { raw: value, at }) };
+        let copied = at.map(|at| Copied { raw: value, at });
+        let origin = Visit { source: LeafSource::Trait, plain, nested, copied };
         visit(false, key, value, origin, &mut path, &mut columns, &mut leaves);
     }
     fill_name(&mut columns, &mut leaves);
@@ -362,10 +369,11 @@ fn flatten_with(scratch: &mut Scratch, event: Event) -> Leaves {
 
 /// Where a member's leaves come from, which its nested members share.
 #[derive(Clone, Copy)]
-struct Visit<'a> {
+struct Visit<'e, 'a> {
     source: LeafSource,
     /// The line is plain (see [`super::json::Line::plain`]).
     plain: bool,
+    nested: &'e Nested<'a>,
     /// The top-level trait's value, if it went into the traits JSON unchanged.
     copied: Option<Copied<'a>>,
 }
@@ -379,7 +387,7 @@ fn visit(
     columns: &mut Columns,
     leaves: &mut Leaves,
 ) {
-    let Visit { source, plain, copied } = origin;
+    let Visit { source, plain, nested: objects, copied } = origin;
     let len = path.len();
     // Context paths start with `context`; a nested trait key always gets a
     // separator, even below an empty key.
@@ -394,8 +402,8 @@ fn visit(
             path.truncate(len);
             return;
         }
-        Raw::Object(object) => {
-            for (k, v) in object.0.iter() {
+        Raw::Object(text) => {
+            for (k, v) in objects.split(text, plain).0.iter() {
                 visit(true, k, v, origin, path, columns, leaves);
             }
             path.truncate(len);
@@ -454,7 +462,7 @@ mod tests {
     fn leaves(context: &str, traits: &str) -> Vec<(String, Kind, String)> {
         let context = RawObject::parse(context).unwrap();
         let traits = RawObject::parse(traits).unwrap();
-        let leaves = flatten_event(Some(&context), &traits, false);
+        let leaves = flatten_event(Some(&context), &traits, false, &Nested::default());
         leaves
             .list
             .iter()
@@ -487,7 +495,8 @@ mod tests {
 
     #[test]
     fn events_with_the_same_leaves_share_their_names() {
-        let flatten = |traits: &str| flatten_event(None, &RawObject::parse(traits).unwrap(), false);
+        let flatten =
+            |traits: &str| flatten_event(None, &RawObject::parse(traits).unwrap(), false, &Nested::default());
         let [a, b, c, d] =
             [r#"{"a":1,"b":2}"#, r#"{"a":"x","b":null,"b":3}"#, r#"{"b":1,"a":2}"#, r#"{"a":1}"#]
                 .map(flatten);
@@ -531,7 +540,7 @@ mod tests {
             r#"{"plan":"pro","n":1.50,"ok":true,"tags":["a", "b"],"esc":"a\"b","address":{"city":"Oslo","zip":""},"spaced": {"x" : 1}}"#,
         )
         .unwrap();
-        let leaves = flatten_event(None, &traits, false);
+        let leaves = flatten_event(None, &traits, false, &Nested::default());
         assert_eq!(leaves.traits(), traits.to_compact());
         let got: Vec<(&str, &str, bool)> = leaves
             .list
@@ -557,7 +566,7 @@ mod tests {
     #[test]
     fn a_nested_key_given_twice_is_a_span_of_its_last_value() {
         let text = r#"{"a":{"k":"first","k":"second"}}"#;
-        let leaves = flatten_event(None, &RawObject::parse(text).unwrap(), false);
+        let leaves = flatten_event(None, &RawObject::parse(text).unwrap(), false, &Nested::default());
         assert_eq!(leaves.traits(), text);
         let [leaf] = leaves.list.as_slice() else { panic!("one leaf: {:?}", leaves.list) };
         assert_eq!((leaves.value(leaf), leaf.span.end <= leaves.traits_len), ("second", true));
@@ -574,7 +583,7 @@ mod tests {
             let compact = serde_json::to_string(&traits).unwrap();
             let pretty = serde_json::to_string_pretty(&traits).unwrap();
             proptest::prop_assert_eq!(leaves("{}", &compact), leaves("{}", &pretty));
-            let json = |text: &str| flatten_event(None, &RawObject::parse(text).unwrap(), false).traits().to_owned();
+            let json = |text: &str| flatten_event(None, &RawObject::parse(text).unwrap(), false, &Nested::default()).traits().to_owned();
             proptest::prop_assert_eq!(json(&compact), json(&pretty));
         }
     }

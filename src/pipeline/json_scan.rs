@@ -11,12 +11,13 @@
 
 use std::borrow::Cow;
 
-use super::json::{Line, MAX_DEPTH, Member, RawObject, special, unquote, utf16_unit as unit};
+use super::json::{Line, MAX_DEPTH, Member, Nested, RawObject, special, unquote, utf16_unit as unit};
 use super::small_map::SmallMap;
 
 /// The line split as [`Line::parse_line`] splits it, if the scan takes it.
 pub fn scan_line(text: &str) -> Option<Line<'_>> {
-    let mut scan = Scan { text, b: text.as_bytes(), i: 0, escaped: false, spaced: false };
+    let mut scan =
+        Scan { text, b: text.as_bytes(), i: 0, escaped: false, spaced: false, nested: Nested::default() };
     scan.white();
     scan.spaced = false;
     if scan.peek() != Some(b'{') {
@@ -36,6 +37,7 @@ pub fn scan_line(text: &str) -> Option<Line<'_>> {
         Some(())
     })?;
     line.plain = !scan.escaped && !scan.spaced;
+    line.nested = std::mem::take(&mut scan.nested);
     scan.white();
     (scan.i == scan.b.len()).then_some(line)
 }
@@ -49,6 +51,8 @@ struct Scan<'a> {
     escaped: bool,
     /// White space so far separated tokens.
     spaced: bool,
+    /// The objects nested in `context` and `traits` so far.
+    nested: Nested<'a>,
 }
 
 impl<'a> Scan<'a> {
@@ -67,19 +71,30 @@ impl<'a> Scan<'a> {
     /// pass gave it: an object split into members, absent when `null`.
     fn member(&mut self, depth: usize) -> Option<Member<'a>> {
         match self.peek()? {
-            b'{' => {
-                let mut members = SmallMap::with_capacity(16);
-                self.object(depth + 1, |scan, key| {
-                    let start = scan.i;
-                    scan.value(depth + 1)?;
-                    members.insert(key, &scan.text[start..scan.i]);
-                    Some(())
-                })?;
-                Some(Member::Object(RawObject(members)))
-            }
+            b'{' => self.split_object(depth + 1, 16).map(Member::Object),
             b'n' => self.literal(b"null").map(|()| Member::Absent),
             _ => self.value(depth).map(|()| Member::Other),
         }
+    }
+
+    /// The object at `{`, nesting `depth` deep, split into members; the
+    /// objects nested in it are kept split in [`Self::nested`], as they will
+    /// be flattened.
+    fn split_object(&mut self, depth: usize, capacity: usize) -> Option<RawObject<'a>> {
+        let mut members = SmallMap::with_capacity(capacity);
+        self.object(depth, |scan, key| {
+            let start = scan.i;
+            match scan.peek()? {
+                b'{' => {
+                    let object = scan.split_object(depth + 1, 8)?;
+                    scan.nested.push(&scan.text[start..scan.i], object);
+                }
+                _ => scan.value(depth)?,
+            }
+            members.insert(key, &scan.text[start..scan.i]);
+            Some(())
+        })?;
+        Some(RawObject(members))
     }
 
     /// A value inside a container at `depth`.
@@ -247,7 +262,7 @@ mod tests {
 
     use super::super::flatten::flatten_event;
     use super::super::json::tests::{json_value, raw_parse, seen};
-    use super::super::json::{NotObject, special};
+    use super::super::json::{NotObject, SplitObject, special};
     use super::*;
 
     /// What the scan makes of `text`, which must be what the raw parse makes
@@ -256,6 +271,34 @@ mod tests {
         let line = scan_line(text)?;
         assert_eq!(Ok(seen(&line)), raw_parse(text), "{text}");
         Some(seen(&line))
+    }
+
+    #[test]
+    fn nested_objects_are_split_once_as_split_would() {
+        let text = r#"{"context":{"page":{"url":"u","a":{"b":1},"url":"v"},"n":[{"x":1}]},"traits":{"a\u0062":{"k":1,"k":{"z":null}}}}"#;
+        let line = scan_line(text).unwrap();
+        let members =
+            |o: &RawObject| o.0.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+        let object = |o: &str| &text[text.find(o).unwrap()..][..o.len()];
+        for kept in [
+            r#"{"url":"u","a":{"b":1},"url":"v"}"#,
+            r#"{"b":1}"#,
+            r#"{"k":1,"k":{"z":null}}"#,
+            r#"{"z":null}"#,
+        ] {
+            let split = line.nested.split(object(kept), false);
+            assert!(matches!(split, SplitObject::Kept(_)), "{kept}");
+            assert_eq!(members(&split), members(&RawObject::split(object(kept), false)), "{kept}");
+        }
+        // Objects in arrays are not flattened, so not kept.
+        assert!(matches!(line.nested.split(object(r#"{"x":1}"#), false), SplitObject::Split(_)));
+        let (Member::Object(context), Member::Object(traits)) = (&line.context, &line.traits) else {
+            panic!()
+        };
+        assert_eq!(
+            flatten_event(Some(context), traits, line.plain, &line.nested),
+            flatten_event(Some(context), traits, false, &Nested::default())
+        );
     }
 
     #[test]
@@ -358,7 +401,9 @@ mod tests {
         }
 
         /// A line is plain when it has no escape and no white space between
-        /// tokens, and a plain line's leaves are those it would have if not.
+        /// tokens, and a plain line's leaves are those it would have if not;
+        /// and the nested objects the scan split give the leaves that
+        /// splitting them again gives.
         #[test]
         fn plain_lines_flatten_as_any_other(context in json_value(), traits in json_value()) {
             let line = serde_json::json!({ "context": { "c": context }, "traits": { "t": traits, "u": [traits] } });
@@ -369,8 +414,8 @@ mod tests {
                 let (Member::Object(context), Member::Object(traits)) = (&scanned.context, &scanned.traits) else {
                     panic!("{text}")
                 };
-                let flatten = |plain| flatten_event(Some(context), traits, plain);
-                prop_assert_eq!(flatten(scanned.plain), flatten(false));
+                let flatten = |plain, nested| flatten_event(Some(context), traits, plain, nested);
+                prop_assert_eq!(flatten(scanned.plain, &scanned.nested), flatten(false, &Nested::default()));
             }
         }
 
