@@ -373,6 +373,7 @@ struct Visit<'e, 'a> {
     source: LeafSource,
     /// The line is plain (see [`super::json::Line::plain`]).
     plain: bool,
+    /// The line's objects its scan split, which need not be split again.
     nested: &'e Nested<'a>,
     /// The top-level trait's value, if it went into the traits JSON unchanged.
     copied: Option<Copied<'a>>,
