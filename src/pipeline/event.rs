@@ -105,7 +105,7 @@ fn parse(line: &[u8], opts: &ParseOptions) -> Result<Outcome, Rejected> {
             return reject(RejectReason::InvalidUtf8, format!("invalid UTF-8 at byte {}", e.valid_up_to()));
         }
     };
-    let parsed = match Line::parse_line(text) {
+    let mut parsed = match Line::parse_line(text) {
         Ok(parsed) => parsed,
         Err(NotObject::InvalidJson(e)) => return reject(RejectReason::InvalidJson, e),
         Err(NotObject::NotAnObject) => {
@@ -124,7 +124,10 @@ fn parse(line: &[u8], opts: &ParseOptions) -> Result<Outcome, Rejected> {
     let message_id = identity(event, "messageId")?;
     let context = object(parsed.context, "context", RejectReason::InvalidContext)?;
     let context_traits = match &context {
-        Some(c) => object(Member::of(c.present("traits")), "traits", RejectReason::InvalidTraits)?,
+        Some(c) => {
+            let traits = Member::of_line(c.present("traits"), &mut parsed.nested, parsed.plain);
+            object(traits, "traits", RejectReason::InvalidTraits)?
+        }
         None => None,
     };
     let top_traits = object(parsed.traits, "traits", RejectReason::InvalidTraits)?;

@@ -478,10 +478,23 @@ impl<'a> Nested<'a> {
     /// or split now. A line has a handful of nested objects: a linear search
     /// by address costs less than a hash.
     pub fn split<'n>(&'n self, text: &'a str, plain: bool) -> SplitObject<'n, 'a> {
-        match self.0.iter().find(|(at, _)| *at == text.as_ptr() as usize) {
-            Some((_, object)) => SplitObject::Kept(object),
+        match self.position(text) {
+            Some(i) => SplitObject::Kept(&self.0[i].1),
             None => SplitObject::Split(RawObject::split(text, plain)),
         }
+    }
+
+    /// [`Nested::split`], for a caller that changes the members: a kept
+    /// object is taken out.
+    pub fn take(&mut self, text: &'a str, plain: bool) -> RawObject<'a> {
+        match self.position(text) {
+            Some(i) => self.0.swap_remove(i).1,
+            None => RawObject::split(text, plain),
+        }
+    }
+
+    fn position(&self, text: &str) -> Option<usize> {
+        self.0.iter().position(|(at, _)| *at == text.as_ptr() as usize)
     }
 }
 
@@ -515,9 +528,16 @@ pub enum Member<'a> {
 
 impl<'a> Member<'a> {
     pub fn of(value: Option<&'a str>) -> Self {
+        Self::of_line(value, &mut Nested::default(), false)
+    }
+
+    /// [`Member::of`] for a value of a line whose scan kept its nested
+    /// objects split (`context.traits`, say): a kept object is not split
+    /// again. `plain`: the line is [`Line::plain`].
+    pub fn of_line(value: Option<&'a str>, nested: &mut Nested<'a>, plain: bool) -> Self {
         match value.map(Raw::of) {
             None => Member::Absent,
-            Some(Raw::Object(text)) => Member::Object(RawObject::split(text, false)),
+            Some(Raw::Object(text)) => Member::Object(nested.take(text, plain)),
             Some(_) => Member::Other,
         }
     }

@@ -302,6 +302,24 @@ mod tests {
     }
 
     #[test]
+    fn context_traits_are_taken_from_the_kept_objects() {
+        let text = r#"{"context":{"traits":{"a":1,"b":{"c":2},"a":3}},"traits":{"d":4}}"#;
+        let mut line = scan_line(text).unwrap();
+        let Member::Object(context) = &line.context else { panic!() };
+        let value = context.get("traits");
+        let members = |m: &Member| match m {
+            Member::Object(o) => o.0.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>(),
+            _ => panic!(),
+        };
+        let taken = Member::of_line(value, &mut line.nested, line.plain);
+        assert_eq!(members(&taken), members(&Member::of(value)));
+        assert!(matches!(line.nested.split(value.unwrap(), false), SplitObject::Split(_)), "taken out");
+        assert!(matches!(line.nested.split(r#"{"c":2}"#, false), SplitObject::Split(_)), "not of the line");
+        let inner = &text[text.find(r#"{"c":2}"#).unwrap()..][..7];
+        assert!(matches!(line.nested.split(inner, false), SplitObject::Kept(_)), "still kept");
+    }
+
+    #[test]
     fn plain_lines() {
         assert!(
             scan_line(r#" {"a":{"b":[1,"é"]},"c":"d"} "#).unwrap().plain,

@@ -177,7 +177,10 @@ fn owned_sql(slices: u64, k: u64) -> String {
     OWNED_SQL.replace("{{map_slice}}", &map).replace("{{identifies}}", &identifies)
 }
 
-/// What `users` reads of identifies: the ids, the times and the traits.
+/// What `users` reads of identifies: the ids, the times and the traits, the
+/// columns of a slice's table. A column `sql/users.sql` came to read beyond
+/// these would fail a sliced build's planning (the property test of sliced
+/// builds runs one).
 fn owned_columns(columns: &[ColumnDef]) -> Vec<String> {
     let fixed = ["id", "user_id", "anonymous_id", "timestamp", "received_at"].map(str::to_owned);
     fixed.into_iter().chain(trait_columns(columns).iter().map(|c| c.name.clone())).collect()
