@@ -190,10 +190,43 @@ fn string_end(b: &[u8], mut i: usize) -> usize {
 }
 
 /// Where the first `"`, `\\` or control character is, from `i` on (the
-/// length of `b` if none is): eight bytes at a time, as serde_json's own
-/// scan does. JSON strings are mostly short, too short for `memchr`'s setup
-/// to pay off.
+/// length of `b` if none is): sixteen bytes at a time with SSE2, which every
+/// x86-64 has. JSON strings are mostly short, too short for `memchr`'s setup
+/// to pay off; the scan of a line's strings was its parse's largest cost.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
 pub(super) fn special(b: &[u8], i: usize) -> usize {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    let mut i = i.min(b.len());
+    while let Some(chunk) = b.get(i..i + 16) {
+        // SAFETY: SSE2 is part of every x86-64; `chunk` is 16 readable bytes,
+        // and an unaligned load reads exactly those.
+        let mask = unsafe {
+            let x = _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>());
+            // A byte is a control character when it is its minimum with 0x1f.
+            let control = _mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8(0x1f)), x);
+            let quote = _mm_cmpeq_epi8(x, _mm_set1_epi8(b'"' as i8));
+            let backslash = _mm_cmpeq_epi8(x, _mm_set1_epi8(b'\\' as i8));
+            _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control))
+        };
+        if mask != 0 {
+            return i + mask.trailing_zeros() as usize;
+        }
+        i += 16;
+    }
+    special_in_words(b, i)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+pub(super) fn special(b: &[u8], i: usize) -> usize {
+    special_in_words(b, i)
+}
+
+/// [`special`] eight bytes at a time, as serde_json's own scan does.
+pub(super) fn special_in_words(b: &[u8], i: usize) -> usize {
     const ONES: u64 = u64::MAX / 255;
     const HIGH: u64 = ONES << 7;
     let mut i = i.min(b.len());
