@@ -9,7 +9,8 @@ use super::lines::{Line, LineReader};
 /// About this many bytes of lines per batch: few enough that a batch is
 /// still in the cache when a parser takes it, and its events when the
 /// staging thread does (the 1M load: 3% less CPU than with 1 MiB, over ten
-/// alternating pairs; 128 KiB was no better).
+/// alternating pairs, the 5M load no difference beyond noise; 128 KiB was
+/// no better).
 const BATCH_BYTES: usize = 256 << 10;
 const BATCH_LINES: usize = 8192;
 /// Past `BATCH_BYTES`, room for the line that fills a batch.
