@@ -687,7 +687,7 @@ pub(crate) mod tests {
         assert_eq!(o.to_compact(), r#"{"b":3.50,"a":[1,2]}"#);
     }
 
-    fn members<'a>(object: &RawObject<'a>) -> Vec<(String, &'a str)> {
+    pub(crate) fn members<'a>(object: &RawObject<'a>) -> Vec<(String, &'a str)> {
         object.0.iter().map(|(k, v)| (k.to_string(), *v)).collect()
     }
 

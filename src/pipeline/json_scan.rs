@@ -261,7 +261,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::super::flatten::flatten_event;
-    use super::super::json::tests::{json_value, raw_parse, seen};
+    use super::super::json::tests::{json_value, members, raw_parse, seen};
     use super::super::json::{NotObject, SplitObject, special, special_in_words};
     use super::*;
 
@@ -277,8 +277,6 @@ mod tests {
     fn nested_objects_are_split_once_as_split_would() {
         let text = r#"{"context":{"page":{"url":"u","a":{"b":1},"url":"v"},"n":[{"x":1}]},"traits":{"a\u0062":{"k":1,"k":{"z":null}}}}"#;
         let line = scan_line(text).unwrap();
-        let members =
-            |o: &RawObject| o.0.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
         let object = |o: &str| &text[text.find(o).unwrap()..][..o.len()];
         for kept in [
             r#"{"url":"u","a":{"b":1},"url":"v"}"#,
@@ -307,12 +305,12 @@ mod tests {
         let mut line = scan_line(text).unwrap();
         let Member::Object(context) = &line.context else { panic!() };
         let value = context.get("traits");
-        let members = |m: &Member| match m {
-            Member::Object(o) => o.0.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>(),
-            _ => panic!(),
+        let (Member::Object(taken), Member::Object(split)) =
+            (Member::of_line(value, &mut line.nested, line.plain), Member::of(value))
+        else {
+            panic!()
         };
-        let taken = Member::of_line(value, &mut line.nested, line.plain);
-        assert_eq!(members(&taken), members(&Member::of(value)));
+        assert_eq!(members(&taken), members(&split));
         assert!(matches!(line.nested.split(value.unwrap(), false), SplitObject::Split(_)), "taken out");
         assert!(matches!(line.nested.split(r#"{"c":2}"#, false), SplitObject::Split(_)), "not of the line");
         let inner = &text[text.find(r#"{"c":2}"#).unwrap()..][..7];
