@@ -83,12 +83,18 @@ impl<R: BufRead> LineReader<R> {
     }
 }
 
-/// Only white space (Unicode White_Space, as for ids in SPEC §3).
+/// Only white space (Unicode White_Space, as for ids in SPEC §3). Decided
+/// at the first byte that is not ASCII white space, the line's first byte
+/// for almost every line: checking the whole line was ASCII first read
+/// every line once more.
 fn is_blank(text: &[u8]) -> bool {
-    if text.is_ascii() {
-        return text.iter().all(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\n' | b'\x0b' | b'\x0c'));
+    let ascii_white = |c: &u8| matches!(c, b' ' | b'\t' | b'\r' | b'\n' | b'\x0b' | b'\x0c');
+    match text.iter().position(|c| !ascii_white(c)) {
+        None => true,
+        Some(i) if text[i].is_ascii() => false,
+        // ASCII white space ends on a character boundary.
+        Some(i) => std::str::from_utf8(&text[i..]).is_ok_and(|s| s.chars().all(char::is_whitespace)),
     }
-    std::str::from_utf8(text).is_ok_and(|s| s.chars().all(char::is_whitespace))
 }
 
 #[cfg(test)]
@@ -153,6 +159,31 @@ mod tests {
         assert_eq!(split("\u{a0}\u{3000}\n".as_bytes(), 100, 8), vec![(1, Owned::Blank)]);
         assert!(split(BOM, 100, 8).is_empty());
         assert_eq!(split(b"\xEF\xBB\xBF\n", 100, 8), vec![(1, Owned::Blank)]);
+    }
+
+    #[test]
+    fn blank_is_decided_as_by_every_character_of_the_line() {
+        let whole = |t: &[u8]| std::str::from_utf8(t).is_ok_and(|s| s.chars().all(char::is_whitespace));
+        let pieces: [&[u8]; 9] = [
+            b" ",
+            b"\t",
+            b"\x0c",
+            b"x",
+            b"{",
+            "\u{a0}".as_bytes(),
+            "\u{85}".as_bytes(),
+            "é".as_bytes(),
+            b"\xff",
+        ];
+        let mut lines: Vec<Vec<u8>> = vec![Vec::new()];
+        for _ in 0..4 {
+            let longer: Vec<Vec<u8>> =
+                lines.iter().flat_map(|l| pieces.iter().map(move |p| [l.as_slice(), p].concat())).collect();
+            lines.extend(longer);
+        }
+        for line in &lines {
+            assert_eq!(is_blank(line), whole(line), "{line:?}");
+        }
     }
 
     #[test]
