@@ -41,6 +41,13 @@ def timed(cmd, env=None):
     return seconds, rss, out.stderr
 
 
+def duckdb_version():
+    """The peer's version, which moves with PyPI: its speed moved with it (README)."""
+    out = subprocess.run([sys.executable, "-c", "import duckdb; print(duckdb.__version__)"],
+                         stdout=subprocess.PIPE, text=True)
+    return out.stdout.strip() or "unknown"
+
+
 def ours(data, wh, memory_limit):
     """One `run`: ((load s, peak MiB), (users s, peak MiB)); both phases show
     the process's peak, the only one there is."""
@@ -75,7 +82,7 @@ def main():
     floor, _, _ = timed(["sh", "-c", f"cat {' '.join(files)} | gzip -dc | wc -c > {data}.size"])
     raw = int(open(f"{data}.size").read())
     print(f"data: {len(files)} files, {compressed / 1e6:.0f} MB gzip, {raw / 1e6:.0f} MB NDJSON; "
-          f"gzip -dc alone: {floor:.1f} s ({raw / 1e6 / floor:.0f} MB/s on one core)")
+          f"gzip -dc alone: {floor:.1f} s ({raw / 1e6 / floor:.0f} MB/s on one core); DuckDB {duckdb_version()}")
 
     peers = ["flat", "struct"]
     rows = {f"{who}_{phase}": [] for who in ["ours"] + peers for phase in ["load", "users"]}
@@ -111,6 +118,10 @@ def main():
           f"{total['struct']:>10.1f}{ours_total / total['struct']:>7.2f}{med['ours_load'][1]:>10.0f}")
     fastest = min(peers, key=total.get)
     print(f"against the faster DuckDB job ({fastest}): {ours_total / total[fastest]:.2f}")
+    # This VM's speed moves within a run: each round's ratio beside the medians'.
+    rounds = [(rows["ours_load"][i][0] + rows["ours_users"][i][0])
+              / (rows[f"{fastest}_load"][i][0] + rows[f"{fastest}_users"][i][0]) for i in range(args.runs)]
+    print(f"round by round against {fastest}: " + ", ".join(f"{r:.2f}" for r in rounds))
     print(f"load throughput: {raw / 1e6 / med['ours_load'][0]:.0f} MB/s of NDJSON "
           f"(decompression floor {raw / 1e6 / floor:.0f} MB/s per core); "
           f"{args.events / ours_total / 1e3:.0f}k events/s end to end")

@@ -102,11 +102,11 @@ async fn load_locked(
 
     let run = Run { config, warehouse, state: &state, run_id };
     let first = if config.through_spill { Path::Spill } else { Path::Direct };
-    let read = match read_sources(&run, &sources, first).await? {
+    let read = match read_sources(&run, &sources, first, 0).await? {
         Some(read) => read,
         None => {
             warehouse.remove_staging(run_id).await?;
-            match read_sources(&run, &sources, Path::Spill).await? {
+            match read_sources(&run, &sources, Path::Spill, 1).await? {
                 Some(read) => read,
                 None => unreachable!("the load through the spill does not give up"),
             }
@@ -177,10 +177,10 @@ struct Read {
     written: Written,
 }
 
-/// Reads every source and writes the run's staged files. `None`: the
-/// direct path gave up (see [`direct::GaveUp`]); what it staged is left for
-/// the caller to remove.
-async fn read_sources(run: &Run<'_>, sources: &[Source], path: Path) -> Result<Option<Read>> {
+/// Reads every source and writes the run's staged files, named for the
+/// `attempt` ([`write::Files`]). `None`: the direct path gave up (see
+/// [`direct::GaveUp`]); what it staged is left for the caller to remove.
+async fn read_sources(run: &Run<'_>, sources: &[Source], path: Path, attempt: u32) -> Result<Option<Read>> {
     let Run { config, warehouse, state, run_id } = *run;
     crate::allocator::return_freed_memory_while_reading();
     let started = Instant::now();
@@ -190,7 +190,7 @@ async fn read_sources(run: &Run<'_>, sources: &[Source], path: Path) -> Result<O
     let history = History::open(warehouse, config.dedup_window, rand::random()).await?;
     let mut ingest =
         Ingest::new(Columns::new(&state.columns), stage, history, config.max_line_bytes, config.threads);
-    let files = Arc::new(write::Files::new(warehouse, run_id));
+    let files = Arc::new(write::Files::new(warehouse, run_id, attempt));
     if path == Path::Direct {
         let loaded_at = now.timestamp_micros();
         ingest.direct =

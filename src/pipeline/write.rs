@@ -39,15 +39,28 @@ pub struct Written {
 /// file of a table is `part-<run>.parquet`, further ones (see
 /// [`super::direct`] for when a load makes them) `part-<run>_001.parquet`
 /// and on, which sort after it.
+///
+/// A load that reads its input again (attempt 1, through the spill) names
+/// its files `part-<run>-1…`: none is at a name the first attempt wrote.
+/// A write of the first attempt that a remote store applies late (a request
+/// the client timed out on and retried, delivered after all) then lands on
+/// a name the commit does not copy, not over the second attempt's file; a
+/// faulty proxy's delayed PUT did so, and the committed partition lost rows.
 pub struct Files {
     warehouse: Warehouse,
     run_id: String,
+    /// `run_id`, and the attempt when it is not the first.
+    stem: String,
     taken: Mutex<HashMap<String, u32>>,
 }
 
 impl Files {
-    pub fn new(warehouse: &Warehouse, run_id: &str) -> Self {
-        Files { warehouse: warehouse.clone(), run_id: run_id.to_owned(), taken: Mutex::default() }
+    pub fn new(warehouse: &Warehouse, run_id: &str, attempt: u32) -> Self {
+        let stem = match attempt {
+            0 => run_id.to_owned(),
+            n => format!("{run_id}-{n}"),
+        };
+        Files { warehouse: warehouse.clone(), run_id: run_id.to_owned(), stem, taken: Mutex::default() }
     }
 
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
@@ -80,8 +93,8 @@ impl Files {
             *n - 1
         };
         let relative = match n {
-            0 => format!("{folder}/part-{}.parquet", self.run_id),
-            n => format!("{folder}/part-{}_{n:03}.parquet", self.run_id),
+            0 => format!("{folder}/part-{}.parquet", self.stem),
+            n => format!("{folder}/part-{}_{n:03}.parquet", self.stem),
         };
         let (path, url) = (self.staged(&relative), self.url_of(&relative));
         files.push(relative);
