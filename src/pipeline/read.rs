@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use futures::StreamExt;
 use object_store::path::Path;
-use object_store::{GetResultPayload, ObjectStore, ObjectStoreExt};
+use object_store::{GetResult, GetResultPayload, ObjectStore, ObjectStoreExt};
 use tokio::sync::mpsc;
 
 const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
@@ -56,14 +56,13 @@ pub fn open_stream(
         // blocking task of its own and sent across threads: reading the file
         // on the reader's own thread instead took 10% off the 1M load's CPU.
         // The test option that re-cuts chunks keeps the stream.
-        if opts.chunk_bytes == 0 && matches!(result.payload, GetResultPayload::File(..)) {
-            let range = result.range.clone();
-            if let GetResultPayload::File(file, _) = result.payload {
-                let _ = tx.send(Ok(Piece::File(file, range))).await;
+        let mut stream = match result.payload {
+            GetResultPayload::File(file, _) if opts.chunk_bytes == 0 => {
+                let _ = tx.send(Ok(Piece::File(file, result.range))).await;
+                return;
             }
-            return;
-        }
-        let mut stream = result.into_stream();
+            payload => GetResult { payload, ..result }.into_stream(),
+        };
         while let Some(item) = stream.next().await {
             let chunk = match item {
                 Ok(chunk) => chunk,
